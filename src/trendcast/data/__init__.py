@@ -1,0 +1,1 @@
+"""Daily bars: sources, validation and the SQL store."""

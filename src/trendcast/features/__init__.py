@@ -1,0 +1,1 @@
+"""Features: the TA-Lib indicator catalog, labels, windows and leak-proof scaling."""

@@ -1,0 +1,62 @@
+"""Assemble the feature matrix per ticker and stack windows across tickers.
+
+Prices are back-adjusted first when the source has an adjusted close (open/high/low scaled by adj_close/close),
+so splits and dividends do not look like crashes. Volume is left as reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from trendcast.config import LabelConfig
+from trendcast.features.indicators import Indicator, resolve
+from trendcast.features.labels import NO_LABEL, direction_labels
+
+
+def adjusted_ohlcv(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    """OHLCV arrays of one ticker, back-adjusted by adj_close/close where adj_close is known."""
+    close = bars["close"].to_numpy(dtype="float64")
+    adj = bars["adj_close"].to_numpy(dtype="float64") if "adj_close" in bars else np.full_like(close, np.nan)
+    factor = np.where(np.isfinite(adj) & (adj > 0), adj / close, 1.0)
+    arrays = {c: bars[c].to_numpy(dtype="float64") * factor for c in ("open", "high", "low", "close")}
+    arrays["volume"] = bars["volume"].to_numpy(dtype="float64")
+    return arrays
+
+
+def compute_features(bars: pd.DataFrame, indicators: list[Indicator] | None = None) -> pd.DataFrame:
+    """Feature frame of one ticker, indexed by date, in catalog order; NaN where an indicator has no value yet."""
+    chosen = indicators if indicators is not None else resolve(None)
+    arrays = adjusted_ohlcv(bars)
+    data = {ind.name: ind.fn(arrays) for ind in chosen}
+    frame = pd.DataFrame(data, index=pd.DatetimeIndex(bars["date"], name="date"))
+    return frame.replace([np.inf, -np.inf], np.nan)
+
+
+@dataclass(frozen=True)
+class TickerFrame:
+    """Features, labels and forward returns of one ticker, aligned on its dates."""
+
+    ticker: str
+    features: pd.DataFrame
+    labels: np.ndarray
+    forward_returns: np.ndarray
+    close: np.ndarray  # adjusted close
+
+
+def build_ticker_frame(ticker: str, bars: pd.DataFrame, labels: LabelConfig,
+                       indicators: list[Indicator] | None = None) -> TickerFrame:
+    bars = bars.sort_values("date")
+    features = compute_features(bars, indicators)
+    close = adjusted_ohlcv(bars)["close"]
+    y, fwd = direction_labels(close, labels)
+    return TickerFrame(ticker, features, y, fwd, close)
+
+
+def label_counts(labels: np.ndarray) -> dict[str, int]:
+    from trendcast.config import CLASS_NAMES
+
+    known = labels[labels != NO_LABEL]
+    return {name: int((known == i).sum()) for i, name in enumerate(CLASS_NAMES)}
