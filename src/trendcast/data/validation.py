@@ -78,7 +78,11 @@ class ValidationReport:
     def summary(self) -> str:
         if not self.counts and not self.gaps:
             return "no problems found"
-        parts = [f"{kind}: {n} (e.g. {', '.join(self.examples.get(kind, []))})" for kind, n in self.counts.items()]
+        parts = [
+            "input was unsorted: sorted by ticker and date" if kind == "unsorted"
+            else f"{kind}: {n} (e.g. {', '.join(self.examples.get(kind, []))})"
+            for kind, n in self.counts.items()
+        ]
         if self.gaps:
             parts.append(f"calendar gaps > {GAP_DAYS} days: {self.gaps} (e.g. {', '.join(self.gap_examples)})")
         return "; ".join(parts)

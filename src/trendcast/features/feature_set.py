@@ -26,13 +26,16 @@ def adjusted_ohlcv(bars: pd.DataFrame) -> dict[str, np.ndarray]:
     return arrays
 
 
-def compute_features(bars: pd.DataFrame, indicators: list[Indicator] | None = None) -> pd.DataFrame:
-    """Feature frame of one ticker, indexed by date, in catalog order; NaN where an indicator has no value yet."""
+def compute_features(bars: pd.DataFrame, indicators: list[Indicator] | None = None,
+                     arrays: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Feature frame of one ticker (bars sorted by date), indexed by date, in catalog order; NaN where an
+    indicator has no value yet. `arrays` may pass precomputed `adjusted_ohlcv(bars)`."""
     chosen = indicators if indicators is not None else resolve(None)
-    arrays = adjusted_ohlcv(bars)
-    data = {ind.name: ind.fn(arrays) for ind in chosen}
-    frame = pd.DataFrame(data, index=pd.DatetimeIndex(bars["date"], name="date"))
-    return frame.replace([np.inf, -np.inf], np.nan)
+    ohlcv = arrays if arrays is not None else adjusted_ohlcv(bars)
+    matrix = np.column_stack([ind.fn(ohlcv) for ind in chosen])  # (n_days, n_features)
+    matrix[~np.isfinite(matrix)] = np.nan
+    index = pd.DatetimeIndex(bars["date"].to_numpy(), name="date")
+    return pd.DataFrame(matrix, index=index, columns=[ind.name for ind in chosen])
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,11 @@ class TickerFrame:
 
 def build_ticker_frame(ticker: str, bars: pd.DataFrame, labels: LabelConfig,
                        indicators: list[Indicator] | None = None) -> TickerFrame:
-    bars = bars.sort_values("date")
-    features = compute_features(bars, indicators)
-    close = adjusted_ohlcv(bars)["close"]
+    if not bars["date"].is_monotonic_increasing:
+        bars = bars.sort_values("date")
+    arrays = adjusted_ohlcv(bars)
+    features = compute_features(bars, indicators, arrays)
+    close = arrays["close"]
     y, fwd = direction_labels(close, labels)
     return TickerFrame(ticker, features, y, fwd, close)
 

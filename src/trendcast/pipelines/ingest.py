@@ -1,0 +1,35 @@
+"""Ingest: read a source, validate everything, then upsert one transaction per ticker.
+
+Validation runs on the whole input before the first write, so a structurally bad file (or any problem under
+`strict`) writes nothing at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trendcast.data.sources import PriceSource, restrict_dates
+from trendcast.data.store import BarStore
+from trendcast.data.validation import ValidationReport, validate_bars
+from trendcast.errors import DataError
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    written: dict[str, int]  # rows upserted per ticker
+    report: ValidationReport
+
+    @property
+    def rows(self) -> int:
+        return sum(self.written.values())
+
+
+def ingest(source: PriceSource, store: BarStore, *, tickers: list[str] | None = None, start: str | None = None,
+           end: str | None = None, strict: bool = False) -> IngestResult:
+    raw = restrict_dates(source.load(tickers), start, end)
+    if raw.empty:
+        raise DataError(f"source {source.name!r} returned no rows for the requested tickers and dates")
+    clean, report = validate_bars(raw, strict=strict)
+    if clean.empty:
+        raise DataError(f"every row was rejected by validation: {report.summary()}")
+    return IngestResult(store.upsert(clean), report)
