@@ -18,7 +18,7 @@ from rich.table import Table
 from trendcast.config import ExperimentConfig, LabelConfig, Settings, load_settings
 from trendcast.errors import TrendcastError
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 app = typer.Typer(help="Honest, explained stock direction forecasts.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Ingest, list and show daily bars.", no_args_is_help=True)
 features_app = typer.Typer(help="The feature catalog.", no_args_is_help=True)
@@ -140,6 +140,161 @@ def print_universe_summary(settings: Settings, config: ExperimentConfig) -> None
         table.add_row(str(ticker), str(group["date"].min().date()), str(group["date"].max().date()),
                       f"{len(group):,}", f"{int(mask.sum()):,}", *[f"{c:,}" for c in counts])
     console.print(table)
+
+
+def _experiment(config: Path | None, **overrides: Any) -> ExperimentConfig:
+    base = ExperimentConfig.from_yaml(config) if config else ExperimentConfig()
+    data = base.model_dump()
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, field = key.partition("__")
+        if field:
+            data[section][field] = value
+        else:
+            data[key] = value
+    return ExperimentConfig.model_validate(data)
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="experiment YAML (configs/experiments/*.yaml)")]
+TickersOpt = Annotated[str | None, typer.Option(help="comma-separated tickers (default: all stored)")]
+FoldsOpt = Annotated[int | None, typer.Option(help="walk-forward folds (default 5)")]
+EpochsOpt = Annotated[int | None, typer.Option(help="Bi-LSTM epochs")]
+HorizonOpt = Annotated[int | None, typer.Option(help="label horizon, days (default 1)")]
+ThresholdOpt = Annotated[float | None, typer.Option(help="neutral band as a return (default 0.005)")]
+WindowOpt = Annotated[int | None, typer.Option(help="window length, days (default 60)")]
+
+
+@app.command("train")
+@friendly
+def train(
+    model: Annotated[str, typer.Option(help="bilstm | lightgbm | logreg | momentum | majority")] = "bilstm",
+    tickers: TickersOpt = None,
+    folds: FoldsOpt = None,
+    epochs: EpochsOpt = None,
+    horizon: HorizonOpt = None,
+    threshold: ThresholdOpt = None,
+    window: WindowOpt = None,
+    config: ConfigOpt = None,
+    report: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
+    baselines: Annotated[bool, typer.Option(help="also evaluate the baselines on the same folds")] = True,
+    register: Annotated[bool, typer.Option(help="register the final model in the MLflow registry")] = True,
+) -> None:
+    """Walk-forward evaluate MODEL beside the baselines, fit it on all data, track and register it in MLflow."""
+    from trendcast.pipelines.train import run_training
+
+    settings = load_settings()
+    experiment = _experiment(config, tickers=_split(tickers), walk_forward__folds=folds, bilstm__epochs=epochs,
+                             labels__horizon=horizon, labels__threshold=threshold, window=window)
+    outcome = run_training(settings, experiment, model, baselines=baselines, register=register, report_path=report)
+    print_report(outcome.report)
+    if outcome.registered is not None:
+        r = outcome.registered
+        console.print(f"registered [bold]{r.name}[/] version {r.version} as [bold]{r.alias}[/] (run {outcome.run_id})")
+    if report:
+        console.print(f"report: {report}")
+
+
+@app.command("evaluate")
+@friendly
+def evaluate_cmd(
+    models: Annotated[str, typer.Option(help="comma-separated models")] = "bilstm,lightgbm,logreg,momentum,majority",
+    tickers: TickersOpt = None,
+    folds: FoldsOpt = None,
+    epochs: EpochsOpt = None,
+    horizon: HorizonOpt = None,
+    threshold: ThresholdOpt = None,
+    window: WindowOpt = None,
+    config: ConfigOpt = None,
+    report: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
+) -> None:
+    """Train and compare several models on the same purged walk-forward folds (nothing is registered)."""
+    from trendcast.pipelines.train import evaluate, load_universe, sanitise, write_report
+
+    settings = load_settings()
+    experiment = _experiment(config, tickers=_split(tickers), walk_forward__folds=folds, bilstm__epochs=epochs,
+                             labels__horizon=horizon, labels__threshold=threshold, window=window)
+    names = [m.strip().lower() for m in models.split(",") if m.strip()]
+    ws = load_universe(settings, experiment)
+    _, result = evaluate(settings, ws, names, experiment, primary=names[0])
+    result = sanitise(result)
+    print_report(result)
+    if report:
+        write_report(result, report)
+        console.print(f"report: {report}")
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """Models x metrics, pooled out-of-sample over all folds, with 95% block-bootstrap CIs."""
+    data = report["data"]
+    table = Table("model", "accuracy [95% CI]", "bal. acc.", "macro F1", "AUC [95% CI]", "log loss", "Brier",
+                  "IC", "Rank IC", "ICIR",
+                  title=f"Out-of-sample, {len(report['folds'])} purged walk-forward folds, "
+                        f"{len(data['tickers'])} tickers, {data['first_date']}..{data['last_date']}")
+    for name, summary in report["models"].items():
+        pooled = summary["pooled"]
+        m, acc, auc, ic = pooled["metrics"], pooled["accuracy_ci"], pooled["auc_ci"], pooled["ic"] or {}
+        table.add_row(
+            f"[bold]{name}[/]" if name == report.get("primary_model") else name,
+            f"{_pct(m['accuracy'])} [{_pct(acc[0])}, {_pct(acc[1])}]", _pct(m["balanced_accuracy"]),
+            _num(m["f1_macro"], 3), f"{_num(m['auc_macro_ovr'], 3)} [{_num(auc[0], 3)}, {_num(auc[1], 3)}]",
+            _num(m["log_loss"]), _num(m["brier"]), _num(ic.get("ic_mean")), _num(ic.get("rank_ic_mean")),
+            _num(ic.get("rank_icir"), 3),
+        )
+    console.print(table)
+    if report.get("comparison"):
+        console.print(report["comparison"]["verdict"], soft_wrap=True)
+
+
+@app.command("run")
+@friendly
+def run(
+    config: ConfigOpt = Path("configs/experiments/quick.yaml"),
+    serve: Annotated[bool, typer.Option(help="end by serving the API and dashboard")] = True,
+) -> None:
+    """The main job: ingest the bundled data, summarise it, train and compare, backtest, report, then serve."""
+    from trendcast.data.sources import BundledSource
+    from trendcast.pipelines.ingest import ingest
+    from trendcast.pipelines.train import run_training
+
+    settings = load_settings()
+    experiment = ExperimentConfig.from_yaml(config) if config and config.is_file() else ExperimentConfig()
+    console.rule("1. data: bundled history -> store")
+    with console.status("ingesting the bundled data…"):
+        result = ingest(BundledSource(), _store(settings))
+    console.print(f"stored {result.rows:,} rows for {len(result.written)} tickers; validation: {result.report.summary()}",
+                  soft_wrap=True)
+    console.rule("2. features and labels")
+    print_universe_summary(settings, experiment)
+    console.rule("3. train: purged walk-forward, Bi-LSTM vs baselines, tracked in MLflow")
+    outcome = run_training(settings, experiment, "bilstm", report_path=settings.data_dir / "reports" / "train.json")
+    print_report(outcome.report)
+    if outcome.registered is not None:
+        r = outcome.registered
+        console.print(f"registered {r.name} version {r.version} as [bold]{r.alias}[/] (run {outcome.run_id})")
+    console.print(f"MLflow UI: mlflow ui --backend-store-uri {settings.resolved_mlflow_uri}")
+    for step in _after_training_steps():
+        step(settings, outcome, console)
+    if serve:
+        from trendcast.serving.commands import serve as serve_api
+
+        console.rule("serving")
+        serve_api(host=settings.host, port=settings.port, workers=settings.workers)
+
+
+def _after_training_steps() -> list[Callable[[Settings, Any, Console], None]]:
+    """Stages that follow training in the main job (backtest + report)."""
+    from trendcast.pipelines.main_job import after_training
+
+    return after_training()
 
 
 def main() -> None:  # pragma: no cover - console entry

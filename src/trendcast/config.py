@@ -73,6 +73,7 @@ class LightGBMConfig(BaseModel):
     min_child_samples: int = Field(100, ge=1)
     subsample: float = Field(0.8, gt=0.0, le=1.0)
     colsample_bytree: float = Field(0.8, gt=0.0, le=1.0)
+    early_stopping_rounds: int = Field(30, ge=1)  # rounds without validation improvement (when a valid set is given)
 
 
 class BacktestConfig(BaseModel):
@@ -145,6 +146,7 @@ class Settings(BaseSettings):
     mlflow_experiment: str = "trendcast"
     registered_model_name: str = "trendcast-direction"
     redis_url: str | None = None  # e.g. redis://127.0.0.1:6379/0; None = in-process limits and cache
+    redis_key_prefix: str = "trendcast"  # namespace of every Redis key the service writes (limits, cache)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     torch_threads: int = Field(2, ge=1, le=256)
@@ -166,6 +168,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     batch_max_items: int = Field(64, ge=1, le=10_000)
     model_alias: str = "champion"
+    model_dir: Path | None = None  # serve a saved DirectionModel folder instead of the registry champion
     explain_background: int = Field(32, ge=1)
 
     @field_validator("data_dir")

@@ -1,0 +1,1 @@
+"""Evaluation: walk-forward splits and loop, backtests, and the metrics with day-block bootstrap intervals."""

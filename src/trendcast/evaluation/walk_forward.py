@@ -1,0 +1,79 @@
+"""Walk-forward evaluation: for each purged fold, fit every model on the training samples (the model fits its own
+scaler on those samples only) and collect out-of-sample probabilities for the test samples.
+
+The result holds one predictions frame per model (ticker, date, label, forward_return, p_down, p_neutral, p_up,
+fold), the folds with their dates and sample counts, and the per-epoch history of models that have epochs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from trendcast.config import ExperimentConfig
+from trendcast.evaluation.walk_forward_splits import Fold, check_purged, walk_forward_splits
+from trendcast.features.windows import WindowSet
+from trendcast.models.base import DirectionModel
+from trendcast.models.registry import create_model
+
+ModelFactory = Callable[[str, ExperimentConfig], DirectionModel]
+
+
+@dataclass
+class FoldRecord:
+    fold: Fold
+    n_train: int
+    n_test: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.fold.as_dict(), "n_train": self.n_train, "n_test": self.n_test}
+
+
+@dataclass
+class WalkForwardResult:
+    folds: list[FoldRecord]
+    predictions: dict[str, pd.DataFrame]  # model name -> out-of-sample predictions over all folds
+    histories: dict[str, list[list[dict[str, float]]]] = field(default_factory=dict)  # model -> per fold epochs
+
+
+def make_folds(ws: WindowSet, config: ExperimentConfig) -> list[Fold]:
+    wf = config.walk_forward
+    return walk_forward_splits(ws.dates, folds=wf.folds, horizon=ws.horizon, purge=config.purge_days,
+                               embargo=wf.embargo_days, min_train_fraction=wf.min_train_fraction, scheme=wf.scheme)
+
+
+def run_walk_forward(ws: WindowSet, models: list[str], config: ExperimentConfig, *, progress: bool = True,
+                     factory: ModelFactory = create_model) -> WalkForwardResult:
+    """Fit each model on each fold's training samples and predict its test samples (out-of-sample only)."""
+    folds = make_folds(ws, config)
+    predictions: dict[str, list[pd.DataFrame]] = {name: [] for name in models}
+    histories: dict[str, list[list[dict[str, float]]]] = {name: [] for name in models}
+    records = []
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn()]
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("walk-forward", total=len(folds) * len(models))
+        for fold in folds:
+            train, test = ws.take(fold.train_mask(ws.dates)), ws.take(fold.test_mask(ws.dates))
+            check_purged(fold, ws.dates, train.dates, test.dates)
+            records.append(FoldRecord(fold, len(train), len(test)))
+            for name in models:
+                bar.update(task, description=f"fold {fold.index + 1}/{len(folds)} {name}")
+                model = factory(name, config).fit(train)
+                frame = model.predict_frame(test)
+                frame["fold"] = fold.index
+                predictions[name].append(frame)
+                histories[name].append(list(model.history))
+                bar.advance(task)
+    merged = {name: pd.concat(frames, ignore_index=True) for name, frames in predictions.items()}
+    return WalkForwardResult(records, merged, histories)
+
+
+def fold_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, (n, 3) probabilities, dates) from a predictions frame."""
+    proba = frame[["p_down", "p_neutral", "p_up"]].to_numpy(dtype=np.float64)
+    return frame["label"].to_numpy(dtype=np.int64), proba, frame["date"].to_numpy()

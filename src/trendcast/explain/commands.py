@@ -1,0 +1,99 @@
+"""`trendcast explain TICKER [--date D] [--top K] [--plot FILE]`: why the champion model predicts what it predicts.
+
+Loads the champion model (`trendcast.tracking.load_champion`) and its cached explainer background, rebuilds the
+ticker's feature window ending on `date` (default: the latest stored bar) from the bar store, explains it, and
+prints the sentence, a table of the top features and an attention summary. `--plot` writes the waterfall and
+attention strip as one PNG. The lead registers `explain` on the Typer app; it is also a plain function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trendcast.errors import DataError, InsufficientHistoryError
+from trendcast.explain.explanation import Explanation, explain_window
+from trendcast.explain.shap_values import load_background
+from trendcast.features.feature_set import compute_features
+from trendcast.features.indicators import resolve
+from trendcast.models.base import DirectionModel
+
+console = Console()
+
+
+def window_from_bars(model: DirectionModel, bars: pd.DataFrame, ticker: str,
+                     date: str | None = None) -> tuple[np.ndarray, list[pd.Timestamp]]:
+    """The raw feature window (window, n_features) of one ticker ending on the last bar on/before `date`."""
+    own = bars[bars["ticker"] == ticker].sort_values("date")
+    if date is not None:
+        own = own[own["date"] <= pd.Timestamp(date)]
+    if own.empty:
+        raise DataError(f"no bars for {ticker} on or before {date or 'today'}; ingest with `trendcast data ingest`")
+    features = compute_features(own, resolve(list(model.feature_names)))
+    finite = np.isfinite(features.to_numpy()).all(axis=1)
+    usable = int(np.argmin(finite[::-1])) if not finite.all() else len(finite)  # trailing run of complete rows
+    as_of = str(features.index[-1].date())
+    if usable < model.window:
+        raise InsufficientHistoryError(ticker, needed=model.window, available=usable, as_of=as_of)
+    tail = features.iloc[-model.window :]
+    return tail.to_numpy(dtype=np.float32), list(tail.index)  # float32, like WindowSet rows
+
+
+def champion_background(loaded: Any) -> np.ndarray | None:
+    """The background saved in the champion's model folder, if the loaded champion says where that is."""
+    folder = getattr(loaded, "folder", None)
+    if folder is None and getattr(loaded, "onnx_path", None) is not None:
+        folder = Path(loaded.onnx_path).parent  # model.onnx sits in the model folder
+    return load_background(folder) if folder is not None else None
+
+
+def render(explanation: Explanation, out: Console) -> None:
+    """The sentence, a table of the top features and an attention summary."""
+    title = f"{explanation.ticker or ''} {explanation.as_of.date() if explanation.as_of is not None else ''}".strip()
+    out.print(f"[bold]{title}[/] ({explanation.model})" if title else f"({explanation.model})")
+    out.print(explanation.sentence, soft_wrap=True)
+    table = Table(title=f"Top features (contribution to {explanation.output_space} of {explanation.predicted_label})")
+    for column in ("feature", "group", "value", "contribution"):
+        table.add_column(column, justify="right" if column in ("value", "contribution") else "left")
+    for f in explanation.top_features:
+        colour = "green" if f.contribution > 0 else "red"
+        table.add_row(f.label, f.group, f.value_text, f"[{colour}]{f.contribution:+.4f}[/]")
+    out.print(table)
+    out.print(f"base {explanation.base_value:.4f} + contributions = {explanation.output_value:.4f} "
+              f"({explanation.method}, additivity error {explanation.additivity_error:.1e})")
+    if explanation.attention is not None:
+        heaviest = sorted(explanation.attention, key=lambda a: -a.weight)[:3]
+        days = ", ".join(f"{a.date.date() if a.date is not None else a.step} ({a.weight:.0%})" for a in heaviest)
+        out.print(f"attention: heaviest days {days}; last {explanation.attention_recent_days} days "
+                  f"{explanation.attention_recent_share or 0.0:.0%}")
+
+
+def explain(
+    ticker: Annotated[str, typer.Argument(help="ticker to explain, e.g. AAPL")],
+    date: Annotated[str | None, typer.Option(help="signal date YYYY-MM-DD (default: the latest stored bar)")] = None,
+    top: Annotated[int, typer.Option(min=1, help="features in the table")] = 5,
+    plot: Annotated[Path | None, typer.Option(help="write the waterfall + attention PNG to this file")] = None,
+) -> None:
+    """Explain the champion model's prediction for TICKER on DATE."""
+    from trendcast.config import load_settings
+    from trendcast.data.store import open_store
+    from trendcast.tracking import load_champion
+
+    settings = load_settings()
+    loaded = load_champion(settings)
+    symbol = ticker.strip().upper()
+    with open_store(settings.resolved_database_url) as store:
+        bars = store.load([symbol], end=date)
+    window, dates = window_from_bars(loaded.model, bars, symbol, date)
+    explanation = explain_window(loaded.model, window, dates, symbol, top, champion_background(loaded))
+    render(explanation, console)
+    if plot is not None:
+        from trendcast.explain.plots import plot_explanation
+
+        console.print(f"wrote {plot_explanation(explanation, plot, top=max(top, 5))}")

@@ -1,0 +1,238 @@
+"""Train: store -> features -> purged walk-forward (model + baselines) -> metrics with CIs -> final fit ->
+MLflow run (params, metrics, report, plots, predictions) -> registered model (champion or challenger).
+
+The primary model is compared with the *best* baseline on the same out-of-sample days (paired block bootstrap);
+the report says plainly when the model is worse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trendcast.config import ExperimentConfig, Settings
+from trendcast.data.store import BarStore
+from trendcast.errors import DataError
+from trendcast.evaluation.metrics import compare_to_best_baseline, summarise_predictions
+from trendcast.evaluation.walk_forward import WalkForwardResult, run_walk_forward
+from trendcast.features.windows import WindowSet, build_window_set
+from trendcast.models.base import DirectionModel
+from trendcast.models.registry import create_model
+
+BASELINES: tuple[str, ...] = ("majority", "momentum", "logreg", "lightgbm")
+REPORT_VERSION = 1
+
+
+@dataclass
+class TrainOutcome:
+    report: dict[str, Any]
+    walk_forward: WalkForwardResult
+    final_model: DirectionModel | None
+    run_id: str | None
+    registered: Any | None  # tracking.RegisteredVersion
+
+
+def load_universe(settings: Settings, config: ExperimentConfig, *, progress: bool = True) -> WindowSet:
+    """Bars from the store -> features, labels and windows for the configured tickers and dates."""
+    bars = BarStore(settings.resolved_database_url).load(config.tickers, config.start, config.end)
+    if bars.empty:
+        raise DataError("the store holds no bars for this selection; run `trendcast data ingest` first")
+    ws = build_window_set(bars, window=config.window, labels=config.labels, features=config.features,
+                          progress=progress)
+    if len(ws) == 0:
+        raise DataError(f"no sample has {config.window} days of finite features and a known label; "
+                        "use a shorter --window or more history")
+    return ws
+
+
+def model_factory(settings: Settings, progress: bool) -> Any:
+    def factory(name: str, config: ExperimentConfig) -> DirectionModel:
+        if name == "bilstm":
+            return create_model(name, config, threads=settings.torch_threads, progress=progress)
+        return create_model(name, config)
+
+    return factory
+
+
+def evaluate(settings: Settings, ws: WindowSet, models: list[str], config: ExperimentConfig,
+             *, primary: str | None = None, progress: bool = True, n_boot: int = 1000) -> tuple[WalkForwardResult,
+                                                                                                 dict[str, Any]]:
+    """Walk-forward every model on the same folds and build the JSON report."""
+    result = run_walk_forward(ws, models, config, progress=progress, factory=model_factory(settings, progress))
+    return result, build_report(ws, result, config, primary=primary or models[0], n_boot=n_boot)
+
+
+def build_report(ws: WindowSet, result: WalkForwardResult, config: ExperimentConfig, *, primary: str,
+                 n_boot: int = 1000) -> dict[str, Any]:
+    models = {name: summarise_predictions(frame, n_boot=n_boot, seed=config.seed)
+              for name, frame in result.predictions.items()}
+    report: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "primary_model": primary,
+        "config": config.model_dump(mode="json"),
+        "data": {
+            "tickers": sorted(map(str, np.unique(ws.tickers))),
+            "n_samples": len(ws),
+            "first_date": str(pd.Timestamp(ws.dates.min()).date()),
+            "last_date": str(pd.Timestamp(ws.dates.max()).date()),
+            "n_features": ws.n_features,
+            "feature_names": list(ws.feature_names),
+            "window": ws.window,
+            "horizon": ws.horizon,
+        },
+        "folds": [record.as_dict() for record in result.folds],
+        "models": models,
+        "comparison": _comparison(result, primary, n_boot, config.seed),
+    }
+    return report
+
+
+def _comparison(result: WalkForwardResult, primary: str, n_boot: int, seed: int) -> dict[str, Any] | None:
+    baselines = {n: f for n, f in result.predictions.items() if n != primary and n in BASELINES}
+    if primary not in result.predictions or not baselines:
+        return None
+    frame = result.predictions[primary]
+    proba = {n: f[["p_down", "p_neutral", "p_up"]].to_numpy() for n, f in baselines.items()}
+    out: dict[str, Any] = {"model": primary, "metric": "accuracy"}
+    out.update(compare_to_best_baseline(frame["label"].to_numpy(), frame[["p_down", "p_neutral", "p_up"]].to_numpy(),
+                                        proba, frame["date"].to_numpy(), "accuracy", n_boot=n_boot, seed=seed))
+    out["verdict"] = verdict(out)
+    return out
+
+
+def verdict(comparison: dict[str, Any]) -> str:
+    """One honest sentence on the model against its best baseline."""
+    diff, p = float(comparison["diff"]), float(comparison["p_value"])
+    model, base = comparison["model"], comparison["baseline"]
+    if diff <= 0:
+        return (f"{model} is WORSE than the best baseline ({base}) by {abs(diff):.2%} accuracy out of sample; "
+                "it is not worth serving on this evidence.")
+    if p < 0.05:
+        return f"{model} beats the best baseline ({base}) by {diff:.2%} accuracy (one-sided bootstrap p={p:.3f})."
+    return (f"{model} is ahead of the best baseline ({base}) by {diff:.2%} accuracy, but not significantly "
+            f"(one-sided bootstrap p={p:.3f}): treat it as no better.")
+
+
+def fit_final(settings: Settings, ws: WindowSet, name: str, config: ExperimentConfig,
+              *, progress: bool = True) -> DirectionModel:
+    """The model to serve: fit on every labelled sample up to the last date."""
+    return model_factory(settings, progress)(name, config).fit(ws)
+
+
+def save_final(model: DirectionModel, ws: WindowSet, folder: Path) -> Path:
+    """Save the model folder, with an ONNX export and an explainer background where the model supports them."""
+    model.save(folder)
+    if model.name == "bilstm":
+        from trendcast.models.onnx_export import export_onnx
+
+        export_onnx(model, folder / "model.onnx")  # type: ignore[arg-type]
+    try:
+        from trendcast.explain.shap_values import background_from_training, save_background
+    except ImportError:  # explanations not installed in this build
+        return folder
+    save_background(folder, background_from_training(model, ws, size=32, seed=model.config.seed))
+    return folder
+
+
+def write_report(report: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=_json_default, allow_nan=False))
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, pd.Timestamp):
+        return str(value.date())
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def sanitise(value: Any) -> Any:
+    """NaN/inf -> None recursively, so the report is strict JSON."""
+    if isinstance(value, dict):
+        return {k: sanitise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [sanitise(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(float(value)) else None
+    return value
+
+
+def tmp_model_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="trendcast-final-"))
+
+
+def run_training(settings: Settings, config: ExperimentConfig, model: str, *, baselines: bool = True,
+                 register: bool = True, report_path: Path | None = None, progress: bool = True,
+                 n_boot: int = 1000) -> TrainOutcome:
+    """The tracked training job behind `trendcast train` and `make run`."""
+    from trendcast import tracking
+
+    ws = load_universe(settings, config, progress=progress)
+    names = [model, *[b for b in BASELINES if b != model]] if baselines else [model]
+    with tracking.start_run(settings, f"train-{model}", config, {"model": model}) as run_id:
+        result, report = evaluate(settings, ws, names, config, primary=model, progress=progress, n_boot=n_boot)
+        report = sanitise(report)
+        report["run_id"] = run_id
+        _log_evaluation(report, result, model)
+        final = fit_final(settings, ws, model, config, progress=progress)
+        extras = log_extras(settings, config, result, final, ws, model)
+        report.update(extras)
+        folder = save_final(final, ws, tmp_model_dir() / "model")
+        registered = tracking.log_model(settings, final, folder) if register else None
+        if registered is not None:
+            report["registered"] = {"name": registered.name, "version": registered.version, "alias": registered.alias}
+        import mlflow
+
+        mlflow.log_dict(report, "report.json")
+    if report_path is not None:
+        write_report(report, report_path)
+    return TrainOutcome(report, result, final, run_id, registered)
+
+
+def _log_evaluation(report: dict[str, Any], result: WalkForwardResult, primary: str) -> None:
+    import mlflow
+
+    from trendcast import tracking
+    from trendcast.evaluation.plots import learning_curves
+
+    for name, summary in report["models"].items():
+        tracking.log_metrics(summary["pooled"], prefix=f"{name}.pooled.")
+        for fold, fold_summary in summary["folds"].items():
+            tracking.log_metrics(fold_summary["metrics"], prefix=f"{name}.fold{fold}.")
+    if report["comparison"]:
+        tracking.log_metrics({k: v for k, v in report["comparison"].items() if k not in {"model", "baseline"}},
+                             prefix="comparison.")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, frame in result.predictions.items():
+            file = folder / ("predictions.parquet" if name == primary else f"predictions_{name}.parquet")
+            frame.to_parquet(file, index=False)
+            mlflow.log_artifact(str(file))
+        if any(result.histories.get(primary, [])):
+            mlflow.log_artifact(str(learning_curves(result.histories[primary], folder / "learning_curves.png")))
+        for path in _confusion_pngs(report, folder):
+            mlflow.log_artifact(str(path))
+
+
+def _confusion_pngs(report: dict[str, Any], folder: Path) -> list[Path]:
+    from trendcast.evaluation.plots import confusion_matrices
+
+    matrices = {name: s["pooled"]["metrics"]["confusion_matrix"] for name, s in report["models"].items()}
+    return [confusion_matrices(matrices, folder / "confusion_matrices.png")]
+
+
+def log_extras(settings: Settings, config: ExperimentConfig, result: WalkForwardResult, final: DirectionModel,
+               ws: WindowSet, primary: str) -> dict[str, Any]:
+    """Hooks for later stages (backtest, explanations) that log into the same run; returns report additions."""
+    return {}

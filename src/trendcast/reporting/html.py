@@ -1,0 +1,169 @@
+"""One self-contained HTML backtest report: metric tables side by side, optional extra tables, and the charts.
+
+Charts are embedded as base64 PNG data URIs and the styles are inline, so the file opens offline and loads
+nothing from the network. The Jinja2 template lives in `templates/report.html.j2` (autoescaped).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+from trendcast.backtest.engine import METRIC_NAMES, BacktestResult
+from trendcast.reporting.plots import Chart, figures, has_labels
+
+TEMPLATE = "report.html.j2"
+MAX_TRADE_ROWS = 50
+
+# How each metric is shown: label and format ("pct" = percent, "num" = 2 decimals, "int" = whole number).
+METRIC_FORMATS: dict[str, tuple[str, str]] = {
+    "total_return": ("Total return", "pct"),
+    "cagr": ("CAGR", "pct"),
+    "volatility": ("Volatility (ann.)", "pct"),
+    "sharpe": ("Sharpe", "num"),
+    "sortino": ("Sortino", "num"),
+    "calmar": ("Calmar", "num"),
+    "max_drawdown": ("Max drawdown", "pct"),
+    "max_drawdown_days": ("Longest drawdown (calendar days)", "int"),
+    "max_drawdown_bars": ("Longest drawdown (trading days)", "int"),
+    "win_rate_days": ("Win rate (days)", "pct"),
+    "profit_factor": ("Profit factor (days)", "num"),
+    "avg_win": ("Average winning day", "pct"),
+    "avg_loss": ("Average losing day", "pct"),
+    "beta": ("Beta to benchmark", "num"),
+    "alpha": ("Alpha (ann.)", "pct"),
+    "n_trades": ("Trades", "int"),
+    "win_rate_trades": ("Win rate (trades)", "pct"),
+    "avg_trade_return": ("Average trade", "pct"),
+    "turnover": ("Turnover (x capital / year)", "num"),
+    "exposure": ("Exposure (avg. gross)", "pct"),
+    "total_costs": ("Costs paid (sum of daily)", "pct"),
+}
+
+
+@dataclass(frozen=True)
+class EmbeddedChart:
+    name: str
+    title: str
+    data_uri: str
+
+
+def format_value(value: object, kind: str = "num") -> str:
+    """A metric as text: percent, 2 decimals or a whole number; '–' for NaN, '∞' for infinity."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    number = float(value)
+    if math.isnan(number):
+        return "–"
+    if math.isinf(number):
+        return "∞" if number > 0 else "-∞"
+    if kind == "pct":
+        return f"{number * 100:.2f}%"
+    if kind == "int":
+        return f"{number:,.0f}"
+    return f"{number:,.2f}"
+
+
+def metric_rows(result: BacktestResult) -> list[dict[str, str]]:
+    rows = []
+    for name in METRIC_NAMES:
+        label, kind = METRIC_FORMATS.get(name, (name, "num"))
+        rows.append({"name": name, "label": label, "strategy": format_value(result.metrics["strategy"][name], kind),
+                     "benchmark": format_value(result.metrics["benchmark"][name], kind)})
+    return rows
+
+
+def _embed(chart: Chart) -> EmbeddedChart:
+    buffer = io.BytesIO()
+    chart.figure.savefig(buffer, format="png")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return EmbeddedChart(chart.name, chart.title, f"data:image/png;base64,{encoded}")
+
+
+def _table_html(frame: pd.DataFrame, percent_columns: tuple[str, ...] = ()) -> Markup:
+    shown = frame.copy()
+    for column in shown.columns:
+        kind = "pct" if column in percent_columns else METRIC_FORMATS.get(str(column), ("", "num"))[1]
+        if pd.api.types.is_numeric_dtype(shown[column]) and not pd.api.types.is_bool_dtype(shown[column]):
+            shown[column] = [format_value(v, kind) for v in shown[column]]
+    return Markup(shown.to_html(classes="data", border=0, escape=True, na_rep="–"))  # pandas escapes the cells
+
+
+def _ticker_table(result: BacktestResult) -> Markup:
+    columns = ["total_return", "cagr", "sharpe", "max_drawdown", "n_trades", "win_rate_trades", "exposure",
+               "turnover", "total_costs", "benchmark_total_return", "benchmark_sharpe"]
+    frame = result.ticker_metrics[columns].copy()
+    return _table_html(frame, percent_columns=("benchmark_total_return",))
+
+
+def _trades_table(result: BacktestResult) -> Markup:
+    trades = result.trades.sort_values("entry_date", ascending=False).head(MAX_TRADE_ROWS).copy()
+    for column in ("entry_date", "exit_date"):
+        trades[column] = trades[column].dt.strftime("%Y-%m-%d").fillna("open")
+    return _table_html(trades, percent_columns=("return", "size"))
+
+
+def _settings(result: BacktestResult) -> dict[str, str]:
+    config = result.config
+    return {
+        "Period": f"{result.returns.index[0]:%Y-%m-%d} → {result.returns.index[-1]:%Y-%m-%d} "
+                  f"({len(result.returns)} trading days)",
+        "Tickers": str(result.ticker_returns.shape[1]),
+        "Positions": ("long/short" if config.long_short else "long/flat") + f", {config.sizing} sizing",
+        "Entry threshold": f"P > {config.entry_threshold:.2f}",
+        "Execution": config.execution.replace("_", " "),
+        "Costs": f"{config.commission_bps:g} bps commission + {config.slippage_bps:g} bps slippage per unit turnover"
+                 + (f", borrow {config.borrow_bps_annual:g} bps/year" if config.borrow_bps_annual else ""),
+        "Risk-free rate": f"{config.risk_free_rate * 100:.2f}% a year",
+    }
+
+
+def render_report(result: BacktestResult, predictions: pd.DataFrame | None = None, *,
+                  title: str = "trendcast backtest",
+                  extra_tables: Mapping[str, pd.DataFrame] | None = None) -> str:
+    """The report as an HTML string (see write_report)."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    return environment.get_template(TEMPLATE).render(
+        title=title,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        settings=_settings(result),
+        metrics=metric_rows(result),
+        extra_tables={name: _table_html(frame) for name, frame in (extra_tables or {}).items()},
+        charts=[_embed(chart) for chart in figures(result, predictions)],
+        model_charts_missing=not has_labels(predictions),
+        tickers=_ticker_table(result),
+        trades=_trades_table(result),
+        n_trades=len(result.trades),
+        max_trade_rows=MAX_TRADE_ROWS,
+        notes=result.notes,
+    )
+
+
+def write_report(result: BacktestResult, predictions: pd.DataFrame | None, out_path: str | Path, *,
+                 title: str = "trendcast backtest", extra_tables: Mapping[str, pd.DataFrame] | None = None) -> Path:
+    """Write the self-contained HTML report and return its path.
+
+    `predictions` (with a `label` column) adds the confusion matrix and calibration plot; `extra_tables` maps a
+    heading to a frame, e.g. {"Model comparison": frame}, shown before the charts.
+
+    Examples:
+        >>> write_report(result, predictions, "reports/backtest.html",
+        ...              extra_tables={"Model comparison": comparison})  # doctest: +SKIP
+    """
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(result, predictions, title=title, extra_tables=extra_tables), encoding="utf-8")
+    return path

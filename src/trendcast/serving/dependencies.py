@@ -1,0 +1,154 @@
+"""What routes depend on, as `Annotated` aliases: the services of this worker, the current model, the store, and
+the guards (API key, admin key, rate limit) that routers attach.
+
+`Services` is built once per worker by the lifespan in `app.py` and kept on `app.state.services`. Tests override
+the model through `create_app(settings, model_loader=...)`, the same seam production uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from trendcast.config import Settings
+from trendcast.data.store import BarStore
+from trendcast.errors import ModelNotReadyError
+from trendcast.serving.cache import PredictionCache
+from trendcast.serving.errors import ApiError
+from trendcast.serving.inference import ModelLoader, ModelSlot, ServingModel
+from trendcast.serving.metrics import ServiceMetrics
+from trendcast.serving.ratelimit import RateLimiter
+from trendcast.serving.security import API_KEY_HEADER, KeyRing
+
+if TYPE_CHECKING:
+    from trendcast.serving.model_sync import GenerationWatcher
+
+
+class StoreHandle:
+    """Opens the bar store on first use and again after a failure, so the service starts while the database is down."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._store: BarStore | None = None
+
+    def get(self) -> BarStore:
+        if self._store is None:
+            self._store = BarStore(self.url)  # raises SourceError -> 503 store_unavailable
+        return self._store
+
+    def ping(self) -> bool:
+        try:
+            return self.get().ping()
+        except Exception:  # any failure to open or query means "unreachable" for /ready
+            return False
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+@dataclass
+class Services:
+    """Per-worker services, built once by the lifespan."""
+
+    settings: Settings
+    loader: ModelLoader
+    slot: ModelSlot
+    store: StoreHandle
+    metrics: ServiceMetrics
+    cache: PredictionCache
+    limiter: RateLimiter | None
+    api_keys: KeyRing
+    admin_keys: KeyRing
+    executor: ThreadPoolExecutor
+    watcher: GenerationWatcher | None = None  # set when Redis is configured: keeps all workers on one model
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_model(services: ServicesDep) -> ServingModel:
+    """The current model; the reference is read once, so a reload during the request does not affect it."""
+    current = services.slot.current
+    if current is None:
+        raise ModelNotReadyError("no model is loaded yet: register a champion (`trendcast train`) or set "
+                                 "TRENDCAST_MODEL_DIR, then POST /api/v1/admin/reload")
+    return current
+
+
+ModelDep = Annotated[ServingModel, Depends(get_model)]
+
+
+def get_store(services: ServicesDep) -> BarStore:
+    return services.store.get()
+
+
+StoreDep = Annotated[BarStore, Depends(get_store)]
+
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
+                              description="API key; required on /api/v1 when the server has keys configured, "
+                                          "and an admin key on /api/v1/admin.")
+ApiKeyDep = Annotated[str | None, Security(api_key_header)]
+
+
+async def require_api_key(services: ServicesDep, key: ApiKeyDep) -> None:
+    """When API keys are configured, every /api/v1 route needs one of them (admin keys count too)."""
+    if services.api_keys and not (services.api_keys.matches(key) or services.admin_keys.matches(key)):
+        raise _unauthorized("missing" if not key else "invalid")
+
+
+async def require_admin_key(services: ServicesDep, key: ApiKeyDep) -> None:
+    """Admin routes need an admin key: 401 without a valid key, 403 with a non-admin key or no admin keys set."""
+    if not services.admin_keys:
+        raise ApiError(403, "admin_disabled", "The admin API is off: no admin key is configured. "
+                                              "Set TRENDCAST_ADMIN_API_KEYS or TRENDCAST_ADMIN_API_KEYS_FILE.")
+    if services.admin_keys.matches(key):
+        return
+    if services.api_keys.matches(key):
+        raise ApiError(403, "forbidden", "This API key may not use the admin API; send an admin key.")
+    raise _unauthorized("missing" if not key else "invalid")
+
+
+def _unauthorized(what: str) -> ApiError:
+    return ApiError(401, "unauthorized", f"{what.capitalize()} API key: send a valid key in the {API_KEY_HEADER} "
+                                         "header.", headers={"WWW-Authenticate": API_KEY_HEADER})
+
+
+def _client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def enforce_rate_limit(request: Request, services: ServicesDep) -> None:
+    """Count this request against (route template, client); 429 with Retry-After when over the limit."""
+    limiter = services.limiter
+    if limiter is None:
+        return
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    decision = await limiter.hit(route, _client_of(request))
+    request.state.rate_limit = decision
+    if not decision.allowed:
+        services.metrics.rate_limited.labels(route).inc()
+        raise ApiError(429, "rate_limited",
+                       f"Too many requests: the limit is {decision.limit} per "
+                       f"{limiter.limit_for(route).get_expiry()} s per client on this route; retry in "
+                       f"{decision.retry_after_s} s.",
+                       {"limit": decision.limit, "retry_after_s": decision.retry_after_s},
+                       headers={"Retry-After": str(decision.retry_after_s)})

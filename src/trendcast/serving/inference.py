@@ -1,0 +1,383 @@
+"""The inference path: one immutable `ServingModel` per loaded champion, swapped atomically on reload.
+
+    loader(settings) -> ServedModel          the registry champion (trendcast.tracking) or a saved model folder
+      -> ServingModel(served, backend, batcher)   built once per worker; never mutated afterwards
+      -> ModelSlot.current                        ONE reference; reload replaces it, in-flight requests keep theirs
+
+Backends: `OnnxBackend` (ONNX Runtime session on `onnx_path`, the Bi-LSTM's exported graph) when the loaded model
+has one, `EagerBackend` (`model.predict_scaled`, PyTorch for the Bi-LSTM, scikit-learn/LightGBM for baselines)
+otherwise. Both take scaled windows (n, window, n_features) float32 and return (n, 3) probabilities.
+
+`MicroBatcher` runs inference on one worker thread and gathers requests that arrive while a batch is running into
+the next batch (no timer, so a lone request is never delayed): under load one forward pass serves many requests,
+which is cheaper per sample than batch 1, and the event loop keeps parsing requests meanwhile.
+
+Input building lives here too: `parse_sequence` (orjson-parsed lists -> checked float32 window, NumPy checks
+instead of per-float Pydantic validation) and `ticker_window` (store bars -> features -> last `window` rows ->
+the model's fitted scaler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from trendcast.config import Settings
+from trendcast.data.store import BarStore
+from trendcast.errors import InsufficientHistoryError, ModelNotReadyError
+from trendcast.features.feature_set import compute_features
+from trendcast.features.indicators import resolve
+from trendcast.models.base import DirectionModel
+from trendcast.serving.errors import ApiError
+from trendcast.serving.metrics import ServiceMetrics
+
+logger = logging.getLogger("trendcast.serving")
+
+MAX_BATCH = 64  # samples per forward pass gathered by the micro-batcher
+
+
+class ServedModel(Protocol):
+    """What a model loader returns (trendcast.tracking.LoadedModel satisfies it)."""
+
+    @property
+    def model(self) -> DirectionModel: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def alias(self) -> str: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def metrics(self) -> dict[str, float]: ...
+    @property
+    def onnx_path(self) -> Path | None: ...
+
+
+ModelLoader = Callable[[Settings], ServedModel]
+
+
+@dataclass(frozen=True)
+class DirectoryModel:
+    """A saved DirectionModel folder served directly (TRENDCAST_MODEL_DIR), without the MLflow registry."""
+
+    model: DirectionModel
+    name: str
+    version: str
+    alias: str
+    run_id: str | None
+    metrics: dict[str, float]
+    onnx_path: Path | None
+    folder: Path  # where the explainer background (if any) is saved beside the model
+
+
+def folder_version(folder: Path) -> str:
+    """A content hash of the model folder: the same files give the same version, any change a new one."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return "dir-" + digest.hexdigest()[:12]
+
+
+def load_model_dir(settings: Settings) -> DirectoryModel:
+    """Load the folder at settings.model_dir (meta.json + weights; optional model.onnx and metrics.json)."""
+    if settings.model_dir is None:
+        raise ModelNotReadyError("TRENDCAST_MODEL_DIR is not set; point it at a folder written by model.save()")
+    folder = settings.model_dir
+    model = DirectionModel.load(folder)  # raises ModelNotReadyError when meta.json is missing
+    metrics_file = folder / "metrics.json"
+    raw_metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    metrics = {str(k): float(v) for k, v in raw_metrics.items()}
+    onnx = folder / "model.onnx"
+    return DirectoryModel(model, settings.registered_model_name, folder_version(folder), "local", None, metrics,
+                          onnx if onnx.is_file() else None, folder)
+
+
+def default_loader(settings: Settings) -> ServedModel:
+    """settings.model_dir when set, else the registry model behind settings.model_alias (MLflow, imported lazily)."""
+    if settings.model_dir is not None:
+        return load_model_dir(settings)
+    from trendcast.tracking import load_champion
+
+    return load_champion(settings)
+
+
+# -- backends ---------------------------------------------------------------------------------------------------------
+class Backend(Protocol):
+    name: str
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class EagerBackend:
+    """The model's own predict_scaled: PyTorch eager for the Bi-LSTM, NumPy/scikit-learn/LightGBM for baselines."""
+
+    name = "eager"
+
+    def __init__(self, model: DirectionModel) -> None:
+        self._model = model
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self._model.predict_scaled(x)
+
+
+class OnnxBackend:
+    """An ONNX Runtime session over the exported network (trendcast.models.onnx_export.OnnxPredictor)."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path) -> None:
+        from trendcast.models.onnx_export import OnnxPredictor
+
+        self._predictor = OnnxPredictor(path)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        proba, _attention = self._predictor.predict(x)
+        return np.asarray(proba, dtype=np.float64)
+
+
+def make_backend(served: ServedModel) -> Backend:
+    if served.onnx_path is not None:
+        return OnnxBackend(served.onnx_path)
+    return EagerBackend(served.model)
+
+
+# -- micro-batching ---------------------------------------------------------------------------------------------------
+@dataclass
+class _Pending:
+    x: np.ndarray  # (k, window, n_features)
+    future: asyncio.Future[np.ndarray]
+
+
+class MicroBatcher:
+    """Gathers concurrent requests into one forward pass on a single inference thread.
+
+    A request joins the queue; if no batch is running, one starts at once (so a lone request is not delayed).
+    Requests that arrive while a batch runs form the next batch, up to `max_batch` samples.
+    """
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], executor: Executor,
+                 max_batch: int = MAX_BATCH) -> None:
+        self._predict, self._executor, self._max_batch = predict, executor, max_batch
+        self._queue: list[_Pending] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def predict(self, x: np.ndarray) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        item = _Pending(x, loop.create_future())
+        self._queue.append(item)
+        if self._task is None:
+            self._task = loop.create_task(self._drain())
+        return await item.future
+
+    def _take(self) -> list[_Pending]:
+        taken: list[_Pending] = []
+        size = 0
+        while self._queue and (not taken or size + len(self._queue[0].x) <= self._max_batch):
+            item = self._queue.pop(0)
+            taken.append(item)
+            size += len(item.x)
+        return taken
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                batch = self._take()
+                xs = batch[0].x if len(batch) == 1 else np.concatenate([item.x for item in batch])
+                try:
+                    proba = await loop.run_in_executor(self._executor, self._predict, xs)
+                except Exception as exc:  # the requests of this batch fail; the batcher goes on
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
+                    continue
+                start = 0
+                for item in batch:
+                    if not item.future.done():  # a client that went away cancelled its future
+                        item.future.set_result(proba[start : start + len(item.x)])
+                    start += len(item.x)
+        finally:
+            self._task = None
+
+
+# -- the immutable holder and its slot -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServingModel:
+    """Everything a request needs about the current model. Never mutated: reload builds a new one."""
+
+    served: ServedModel
+    backend: Backend
+    batcher: MicroBatcher
+    loaded_at: datetime
+
+    @property
+    def model(self) -> DirectionModel:
+        return self.served.model
+
+    @property
+    def window(self) -> int:
+        return self.served.model.window
+
+    @property
+    def n_features(self) -> int:
+        return len(self.served.model.feature_names)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.served.model.class_names
+
+    async def predict(self, x: np.ndarray) -> np.ndarray:
+        """(k, 3) probabilities for (k, window, n_features) scaled windows, through the micro-batcher."""
+        return await self.batcher.predict(x)
+
+
+def _timed(backend: Backend, metrics: ServiceMetrics) -> Callable[[np.ndarray], np.ndarray]:
+    inference = metrics.inference.labels(backend.name)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        proba = backend.predict(x)
+        inference.observe(time.perf_counter() - started)
+        metrics.batch_size.observe(len(x))
+        return proba
+
+    return predict
+
+
+def build_serving_model(served: ServedModel, executor: Executor, metrics: ServiceMetrics) -> ServingModel:
+    """Wrap a loaded model for serving: pick the backend and warm it up with one forward pass."""
+    backend = make_backend(served)
+    warm = np.zeros((1, served.model.window, len(served.model.feature_names)), dtype=np.float32)
+    backend.predict(warm)  # first call allocates; do it before traffic arrives
+    return ServingModel(served, backend, MicroBatcher(_timed(backend, metrics), executor), datetime.now(UTC))
+
+
+@dataclass
+class ModelSlot:
+    """The one mutable reference to the current ServingModel. Assigning it is atomic for every reader."""
+
+    current: ServingModel | None = None
+    generation: int = field(default=0)
+
+    def swap(self, new: ServingModel) -> ServingModel | None:
+        old, self.current = self.current, new
+        self.generation += 1
+        return old
+
+
+# -- input building ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BodyScan:
+    """What a byte scan of the raw body rules out, so that the common body skips the slower exact checks."""
+
+    numbers_only: bool  # a {"sequence": ...} body with no JSON string, boolean or null besides its one key
+    may_hold_bools: bool  # `true` or `false` occurs somewhere in the body
+
+    @classmethod
+    def of(cls, raw: bytes) -> BodyScan:
+        bools = b"true" in raw or b"false" in raw
+        return cls(raw.count(b'"') == 2 and not bools and b"null" not in raw, bools)
+
+
+EXACT = BodyScan(numbers_only=False, may_hold_bools=True)  # no raw body to scan: check everything
+
+
+def _invalid(message: str, details: Any = None) -> ApiError:
+    return ApiError(422, "invalid_sequence", message, details)
+
+
+def _numeric_array(value: list[Any], scan: BodyScan) -> np.ndarray:
+    if scan.numbers_only:  # the raw body was checked: no strings, booleans or nulls anywhere
+        return np.asarray(value, dtype=np.float32)
+    array = np.asarray(value)  # strings or nulls give a str/object array, rejected below
+    if array.dtype.kind == "O" and _all_numbers(value):  # integers beyond 64 bits
+        array = np.asarray(value, dtype=np.float64)
+    if array.dtype.kind not in "fiu":
+        raise _invalid("sequence must hold only numbers (no strings, booleans or nulls) in equally long rows")
+    if scan.may_hold_bools and any(type(v) is bool for row in value if isinstance(row, list) for v in row):
+        raise _invalid("sequence must hold only numbers; booleans are not numbers")  # NumPy would read true as 1
+    return array
+
+
+def _all_numbers(value: list[Any]) -> bool:
+    return all(isinstance(row, list) and all(type(v) in (int, float) for v in row) for row in value)
+
+
+def parse_sequence(value: Any, window: int, n_features: int, scan: BodyScan = EXACT) -> np.ndarray:
+    """A client's `sequence` -> (window, n_features) float32, or a 422 ApiError that says what is wrong."""
+    expected = f"{window} rows (time steps, oldest first) of {n_features} scaled features each"
+    if not isinstance(value, list) or not value:
+        raise _invalid(f"sequence must be a non-empty array of {expected}")
+    try:
+        with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported below
+            array = _numeric_array(value, scan)
+            x = array.astype(np.float32, copy=False)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _invalid(f"sequence must be {expected}; rows of unequal length or non-numbers were sent") from exc
+    if x.shape != (window, n_features):
+        raise _invalid(f"sequence has shape {list(x.shape)}; the model needs {expected}",
+                       {"expected_shape": [window, n_features], "got_shape": list(x.shape)})
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise _invalid(f"sequence holds {int(bad.sum())} values that are not finite float32 numbers "
+                       f"(first at row {row}, column {col})", {"row": row, "column": col})
+    return x
+
+
+@dataclass(frozen=True)
+class TickerWindow:
+    """The last `window` feature rows of a ticker up to `as_of`, unscaled and scaled."""
+
+    ticker: str
+    scaled: np.ndarray  # (window, n_features) float32
+    unscaled: np.ndarray  # (window, n_features) float64
+    dates: list[date]
+    window_end: date
+    closed: bool  # the store already holds a later bar, so this window can no longer change
+
+
+def _usable_tail(values: np.ndarray) -> int:
+    """How many of the last rows are finite in every feature, counted back from the newest."""
+    finite = np.isfinite(values).all(axis=1)
+    broken = np.flatnonzero(~finite)
+    return len(finite) if len(broken) == 0 else len(finite) - 1 - int(broken[-1])
+
+
+def ticker_window(store: BarStore, ticker: str, as_of: date | None, model: DirectionModel) -> TickerWindow:
+    """Build the model's input from stored bars: features over the whole history up to `as_of` (causal), the last
+    `window` rows, checked finite, scaled with the model's fitted scaler.
+
+    Raises MissingPricesError (unknown ticker) or InsufficientHistoryError (fewer usable rows than the window).
+    """
+    bars = store.load([ticker])
+    last_stored = pd.Timestamp(bars["date"].max()) if len(bars) else None
+    if as_of is not None:
+        bars = bars[bars["date"] <= pd.Timestamp(as_of)]
+    label = as_of.isoformat() if as_of is not None else "the latest bar"
+    if bars.empty:
+        raise InsufficientHistoryError(ticker, model.window, 0, label)
+    features = compute_features(bars.reset_index(drop=True), resolve(list(model.feature_names)))
+    values = features.to_numpy(dtype=np.float64)
+    usable = _usable_tail(values)
+    if usable < model.window:
+        raise InsufficientHistoryError(ticker, model.window, usable, label)
+    rows = values[-model.window :]
+    dates = [ts.date() for ts in features.index[-model.window :]]
+    closed = last_stored is not None and as_of is not None and last_stored > pd.Timestamp(as_of)
+    return TickerWindow(ticker, model.scale_rows(rows), rows, dates, dates[-1], closed)

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per concern: health and metrics, predictions, model info, tickers, admin."""

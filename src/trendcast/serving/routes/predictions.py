@@ -1,0 +1,241 @@
+"""POST /api/v1/predict, /api/v1/predict/batch and /api/v1/explain.
+
+Bodies are read raw and parsed with orjson; a `sequence` is checked with NumPy (shape, numbers only, finite as
+float32) instead of validating every float through Pydantic, which would cost more than the forward pass. The
+ticker form is small and goes through the strict Pydantic model. OpenAPI still publishes the exact request models
+(`serving.openapi`), so the contract is documented and checked by the schemathesis test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pydantic
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from trendcast.serving.cache import cache_key, ttl_for
+from trendcast.serving.dependencies import ModelDep, Services, ServicesDep
+from trendcast.serving.errors import ApiError
+from trendcast.serving.inference import EXACT, BodyScan, ServingModel, parse_sequence, ticker_window
+from trendcast.serving.schemas import (
+    BatchPredictionPublic,
+    ErrorResponse,
+    ExplanationPublic,
+    PredictionPublic,
+    TickerRequest,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["predictions"])
+
+_ERR = {"model": ErrorResponse}
+PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {**_ERR, "description": "Body is not JSON"},
+    401: {**_ERR, "description": "Missing or invalid API key (when keys are configured)"},
+    404: {**_ERR, "description": "Unknown ticker"},
+    413: {**_ERR, "description": "Body larger than max_body_bytes"},
+    422: {**_ERR, "description": "Wrong shape, non-numbers, NaN/inf, bad date, too little history"},
+    429: {**_ERR, "description": "Rate limit exceeded (see Retry-After)"},
+    503: {**_ERR, "description": "No model loaded, or the price store is unavailable"},
+}
+DEFAULT_TOP_K = 5
+
+
+# -- bodies ---------------------------------------------------------------------------------------------------------
+def parse_object(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise ApiError(400, "empty_body", "The request body is empty; send a JSON object.")
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON ({exc}). NaN and Infinity are not JSON "
+                                            "numbers: send finite values.") from exc
+    if not isinstance(payload, dict):
+        raise ApiError(422, "invalid_body", "The body must be a JSON object, e.g. {\"ticker\": \"SPY\"}.")
+    return payload
+
+
+def validate_ticker_request(item: dict[str, Any], where: str = "") -> TickerRequest:
+    try:
+        return TickerRequest.model_validate_json(orjson.dumps(item))
+    except pydantic.ValidationError as exc:
+        details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        first = details[0]
+        field = ".".join(first["loc"]) or "body"
+        raise ApiError(422, "validation_error",
+                       f"Invalid request{where}: {field}: {first['msg']}. Send {{\"sequence\": [[...], ...]}} or "
+                       "{\"ticker\": \"SPY\", \"as_of\": \"YYYY-MM-DD\"}.", details) from exc
+
+
+def _only_sequence(item: dict[str, Any], where: str = "") -> Any:
+    if len(item) != 1:
+        extra = sorted(k for k in item if k != "sequence")
+        raise ApiError(422, "invalid_body", f"Unexpected field(s) {extra}{where}: send either {{\"sequence\": ...}} or "
+                                            "{\"ticker\": ..., \"as_of\": ...}, not both.", {"unexpected": extra})
+    return item["sequence"]
+
+
+# -- one prediction ------------------------------------------------------------------------------------------------
+def prediction_dict(proba: np.ndarray, serving: ServingModel, services: Services, started: float, *, source: str,
+                    ticker: str | None = None, as_of: date | None = None, window_end: str | None = None,
+                    cached: bool = False) -> dict[str, Any]:
+    """The PredictionPublic body for one row of probabilities; also counts it in the metrics."""
+    names = serving.class_names
+    k = int(np.argmax(proba))
+    confidence = float(proba[k])
+    services.metrics.predictions.labels(names[k], source).inc()
+    services.metrics.confidence.observe(confidence)
+    return {
+        "prediction_id": str(uuid.uuid4()), "predicted_class": k, "predicted_label": names[k],
+        "confidence": confidence, "probabilities": {n: float(p) for n, p in zip(names, proba, strict=True)},
+        "model": {"name": serving.served.name, "version": serving.served.version},
+        "ticker": ticker, "as_of": as_of.isoformat() if as_of else None, "window_end": window_end, "cached": cached,
+        "timestamp": datetime.now(UTC).isoformat(), "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+async def ticker_probabilities(request: TickerRequest, services: Services,
+                               serving: ServingModel) -> tuple[np.ndarray, str, bool]:
+    """(probabilities, window end date, served from cache) for a stored ticker, through the prediction cache."""
+    ticker = request.ticker.upper()
+    key = cache_key(serving.served.version, ticker, request.as_of)
+    hit = await services.cache.get(key)
+    if hit is not None:
+        services.metrics.cache.labels("hit").inc()
+        return np.asarray(hit["proba"], dtype=np.float64), str(hit["window_end"]), True
+    services.metrics.cache.labels("miss").inc()
+    store = services.store.get()
+    window = await asyncio.to_thread(ticker_window, store, ticker, request.as_of, serving.model)
+    proba = (await serving.predict(window.scaled[None]))[0]
+    end = window.window_end.isoformat()
+    await services.cache.set(key, {"proba": proba.tolist(), "window_end": end}, ttl_for(window.closed))
+    return proba, end, False
+
+
+async def predict_item(item: dict[str, Any], scan: BodyScan, services: Services, serving: ServingModel,
+                       started: float, where: str = "") -> dict[str, Any]:
+    if "sequence" in item:
+        x = parse_sequence(_only_sequence(item, where), serving.window, serving.n_features, scan)
+        proba = (await serving.predict(x[None]))[0]
+        return prediction_dict(proba, serving, services, started, source="sequence")
+    request = validate_ticker_request(item, where)
+    proba, end, cached = await ticker_probabilities(request, services, serving)
+    return prediction_dict(proba, serving, services, started, source="ticker", ticker=request.ticker.upper(),
+                           as_of=request.as_of, window_end=end, cached=cached)
+
+
+def _json(data: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+@router.post("/predict", summary="Predict the direction for one window", response_model=PredictionPublic,
+             responses=PREDICT_ERRORS)
+async def predict(request: Request, services: ServicesDep, serving: ModelDep) -> Response:
+    """Send either a scaled window `{"sequence": [[...], ...]}` (window x features, see /api/v1/model/info) or a
+    stored ticker `{"ticker": "SPY", "as_of": "2018-12-28"}`; get the class, its probability and all three."""
+    started = time.perf_counter()
+    raw = await request.body()
+    return _json(await predict_item(parse_object(raw), BodyScan.of(raw), services, serving, started))
+
+
+# -- batch -----------------------------------------------------------------------------------------------------------
+def _batch_items(payload: dict[str, Any], limit: int) -> list[Any]:
+    items = payload.get("items")
+    if set(payload) != {"items"} or not isinstance(items, list) or not items:
+        raise ApiError(422, "invalid_body", "Send {\"items\": [...]} with 1 or more prediction requests.")
+    if len(items) > limit:
+        raise ApiError(422, "too_many_items", f"{len(items)} items sent; at most {limit} per batch. Split the batch.",
+                       {"max_items": limit})
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ApiError(422, "invalid_body", f"items[{i}] must be a JSON object.", {"item": i})
+    return items
+
+
+@router.post("/predict/batch", summary="Predict for several windows or tickers", response_model=BatchPredictionPublic,
+             responses=PREDICT_ERRORS)
+async def predict_batch(request: Request, services: ServicesDep, serving: ModelDep) -> Response:
+    """`{"items": [...]}` with up to `batch_max_items` items of either form; sequences share one forward pass.
+    The first invalid item fails the whole batch (4xx naming `items[i]`)."""
+    started = time.perf_counter()
+    raw = await request.body()
+    items = _batch_items(parse_object(raw), services.settings.batch_max_items)
+    scan = BodyScan(numbers_only=False, may_hold_bools=BodyScan.of(raw).may_hold_bools)
+    windows = {i: parse_sequence(_only_sequence(item, f" in items[{i}]"), serving.window, serving.n_features, scan)
+               for i, item in enumerate(items) if "sequence" in item}
+    tickers = {i: validate_ticker_request(item, f" in items[{i}]") for i, item in enumerate(items)
+               if "sequence" not in item}
+    probas = (await serving.predict(np.stack(list(windows.values())))) if windows else np.zeros((0, 3))
+    by_item = dict(zip(windows, probas, strict=True))
+    results: list[dict[str, Any]] = []
+    for i in range(len(items)):
+        if i in by_item:
+            results.append(prediction_dict(by_item[i], serving, services, started, source="sequence"))
+            continue
+        req = tickers[i]
+        proba, end, cached = await ticker_probabilities(req, services, serving)
+        results.append(prediction_dict(proba, serving, services, started, source="ticker", ticker=req.ticker.upper(),
+                                       as_of=req.as_of, window_end=end, cached=cached))
+    return _json({"predictions": results, "count": len(results),
+                  "latency_ms": round((time.perf_counter() - started) * 1000, 3)})
+
+
+# -- explain ---------------------------------------------------------------------------------------------------------
+def _top_k(payload: dict[str, Any]) -> int:
+    value = payload.pop("top_k", DEFAULT_TOP_K)
+    if type(value) is not int or not 1 <= value <= 20:
+        raise ApiError(422, "validation_error", "top_k must be an integer from 1 to 20.", {"top_k": value})
+    return value
+
+
+def _unscale(serving: ServingModel, x: np.ndarray) -> np.ndarray:
+    """Back from scaled to raw feature values (exact except where the scaler clipped)."""
+    scaler = serving.model.scaler
+    if scaler is None or scaler.center_ is None or scaler.scale_ is None:
+        raise ApiError(503, "model_not_ready", "The loaded model has no fitted scaler.")
+    return np.asarray(x, dtype=np.float64) * scaler.scale_ + scaler.center_
+
+
+def _explain(serving: ServingModel, window: np.ndarray, dates: list[pd.Timestamp] | None, ticker: str | None,
+             top_k: int) -> dict[str, Any]:
+    from trendcast.explain.commands import champion_background
+    from trendcast.explain.explanation import explain_window
+
+    background = champion_background(serving.served)
+    explanation = explain_window(serving.model, window, dates, ticker, top_k, background)
+    result: dict[str, Any] = explanation.to_dict()
+    return result
+
+
+@router.post("/explain", summary="Explain one prediction", response_model=ExplanationPublic,
+             responses=PREDICT_ERRORS)
+async def explain(request: Request, services: ServicesDep, serving: ModelDep) -> Response:
+    """Which features pushed the prediction, by how much (attributions that add up to the model output), the
+    Bi-LSTM's attention over the window's days, and a one-sentence summary. Body: a ticker form or a sequence form,
+    each with an optional `top_k` (default 5)."""
+    started = time.perf_counter()
+    raw = await request.body()
+    payload = parse_object(raw)
+    top_k = _top_k(payload)
+    if "sequence" in payload:
+        x = parse_sequence(_only_sequence(payload), serving.window, serving.n_features, EXACT)
+        proba = (await serving.predict(x[None]))[0]
+        prediction = prediction_dict(proba, serving, services, started, source="sequence")
+        window, dates, ticker = _unscale(serving, x), None, None
+    else:
+        req = validate_ticker_request(payload)
+        tw = await asyncio.to_thread(ticker_window, services.store.get(), req.ticker.upper(), req.as_of, serving.model)
+        proba = (await serving.predict(tw.scaled[None]))[0]
+        prediction = prediction_dict(proba, serving, services, started, source="ticker", ticker=tw.ticker,
+                                     as_of=req.as_of, window_end=tw.window_end.isoformat())
+        window, dates, ticker = tw.unscaled, [pd.Timestamp(d) for d in tw.dates], tw.ticker
+    explanation = await asyncio.to_thread(_explain, serving, window, dates, ticker, top_k)
+    prediction["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return _json({"prediction": prediction, "explanation": explanation})
