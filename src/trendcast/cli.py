@@ -71,8 +71,10 @@ def data_ingest(
     store = _store(settings)
     with console.status(f"ingesting from {source}…"):
         result = ingest(src, store, tickers=_split(tickers), start=start, end=end, strict=strict)
-    console.print(f"[green]stored[/] {result.rows:,} rows for {len(result.written)} tickers "
-                  f"in {store.engine.url.render_as_string(hide_password=True)}")
+    console.print(
+        f"[green]stored[/] {result.rows:,} rows for {len(result.written)} tickers "
+        f"in {store.engine.url.render_as_string(hide_password=True)}"
+    )
     console.print(f"validation: {result.report.summary()}", soft_wrap=True)
 
 
@@ -118,8 +120,9 @@ def summary(
     threshold: Annotated[float, typer.Option(help="neutral band (return)")] = 0.005,
 ) -> None:
     """Per ticker: date range, bars, usable samples and label balance (features and labels built from the store)."""
-    print_universe_summary(load_settings(), ExperimentConfig(window=window, labels=LabelConfig(
-        horizon=horizon, threshold=threshold)))
+    print_universe_summary(
+        load_settings(), ExperimentConfig(window=window, labels=LabelConfig(horizon=horizon, threshold=threshold))
+    )
 
 
 def print_universe_summary(settings: Settings, config: ExperimentConfig) -> None:
@@ -131,14 +134,29 @@ def print_universe_summary(settings: Settings, config: ExperimentConfig) -> None
     if bars.empty:
         raise TrendcastError("the store is empty; run `trendcast data ingest` first")
     ws = build_window_set(bars, window=config.window, labels=config.labels, features=config.features, progress=True)
-    table = Table("ticker", "first", "last", "bars", "samples", "Down", "Neutral", "Up",
-                  title=f"{ws.n_features} features, window {ws.window}, horizon {ws.horizon}, "
-                        f"neutral band ±{config.labels.threshold:.2%}")
+    table = Table(
+        "ticker",
+        "first",
+        "last",
+        "bars",
+        "samples",
+        "Down",
+        "Neutral",
+        "Up",
+        title=f"{ws.n_features} features, window {ws.window}, horizon {ws.horizon}, "
+        f"neutral band ±{config.labels.threshold:.2%}",
+    )
     for ticker, group in bars.groupby("ticker"):
         mask = ws.tickers == ticker
         counts = np.bincount(ws.labels[mask], minlength=3)
-        table.add_row(str(ticker), str(group["date"].min().date()), str(group["date"].max().date()),
-                      f"{len(group):,}", f"{int(mask.sum()):,}", *[f"{c:,}" for c in counts])
+        table.add_row(
+            str(ticker),
+            str(group["date"].min().date()),
+            str(group["date"].max().date()),
+            f"{len(group):,}",
+            f"{int(mask.sum()):,}",
+            *[f"{c:,}" for c in counts],
+        )
     console.print(table)
 
 
@@ -184,8 +202,15 @@ def train(
     from trendcast.pipelines.train import run_training
 
     settings = load_settings()
-    experiment = _experiment(config, tickers=_split(tickers), walk_forward__folds=folds, bilstm__epochs=epochs,
-                             labels__horizon=horizon, labels__threshold=threshold, window=window)
+    experiment = _experiment(
+        config,
+        tickers=_split(tickers),
+        walk_forward__folds=folds,
+        bilstm__epochs=epochs,
+        labels__horizon=horizon,
+        labels__threshold=threshold,
+        window=window,
+    )
     outcome = run_training(settings, experiment, model, baselines=baselines, register=register, report_path=report)
     print_report(outcome.report)
     if outcome.registered is not None:
@@ -212,8 +237,15 @@ def evaluate_cmd(
     from trendcast.pipelines.train import evaluate, load_universe, sanitise, write_report
 
     settings = load_settings()
-    experiment = _experiment(config, tickers=_split(tickers), walk_forward__folds=folds, bilstm__epochs=epochs,
-                             labels__horizon=horizon, labels__threshold=threshold, window=window)
+    experiment = _experiment(
+        config,
+        tickers=_split(tickers),
+        walk_forward__folds=folds,
+        bilstm__epochs=epochs,
+        labels__horizon=horizon,
+        labels__threshold=threshold,
+        window=window,
+    )
     names = [m.strip().lower() for m in models.split(",") if m.strip()]
     ws = load_universe(settings, experiment)
     _, result = evaluate(settings, ws, names, experiment, primary=names[0])
@@ -235,18 +267,33 @@ def _num(value: Any, digits: int = 4) -> str:
 def print_report(report: dict[str, Any]) -> None:
     """Models x metrics, pooled out-of-sample over all folds, with 95% block-bootstrap CIs."""
     data = report["data"]
-    table = Table("model", "accuracy [95% CI]", "bal. acc.", "macro F1", "AUC [95% CI]", "log loss", "Brier",
-                  "IC", "Rank IC", "ICIR",
-                  title=f"Out-of-sample, {len(report['folds'])} purged walk-forward folds, "
-                        f"{len(data['tickers'])} tickers, {data['first_date']}..{data['last_date']}")
+    table = Table(
+        "model",
+        "accuracy [95% CI]",
+        "bal. acc.",
+        "macro F1",
+        "AUC [95% CI]",
+        "log loss",
+        "Brier",
+        "IC",
+        "Rank IC",
+        "ICIR",
+        title=f"Out-of-sample, {len(report['folds'])} purged walk-forward folds, "
+        f"{len(data['tickers'])} tickers, {data['first_date']}..{data['last_date']}",
+    )
     for name, summary in report["models"].items():
         pooled = summary["pooled"]
         m, acc, auc, ic = pooled["metrics"], pooled["accuracy_ci"], pooled["auc_ci"], pooled["ic"] or {}
         table.add_row(
             f"[bold]{name}[/]" if name == report.get("primary_model") else name,
-            f"{_pct(m['accuracy'])} [{_pct(acc[0])}, {_pct(acc[1])}]", _pct(m["balanced_accuracy"]),
-            _num(m["f1_macro"], 3), f"{_num(m['auc_macro_ovr'], 3)} [{_num(auc[0], 3)}, {_num(auc[1], 3)}]",
-            _num(m["log_loss"]), _num(m["brier"]), _num(ic.get("ic_mean")), _num(ic.get("rank_ic_mean")),
+            f"{_pct(m['accuracy'])} [{_pct(acc[0])}, {_pct(acc[1])}]",
+            _pct(m["balanced_accuracy"]),
+            _num(m["f1_macro"], 3),
+            f"{_num(m['auc_macro_ovr'], 3)} [{_num(auc[0], 3)}, {_num(auc[1], 3)}]",
+            _num(m["log_loss"]),
+            _num(m["brier"]),
+            _num(ic.get("ic_mean")),
+            _num(ic.get("rank_ic_mean")),
             _num(ic.get("rank_icir"), 3),
         )
     console.print(table)
@@ -270,8 +317,10 @@ def run(
     console.rule("1. data: bundled history -> store")
     with console.status("ingesting the bundled data…"):
         result = ingest(BundledSource(), _store(settings))
-    console.print(f"stored {result.rows:,} rows for {len(result.written)} tickers; validation: {result.report.summary()}",
-                  soft_wrap=True)
+    console.print(
+        f"stored {result.rows:,} rows for {len(result.written)} tickers; validation: {result.report.summary()}",
+        soft_wrap=True,
+    )
     console.rule("2. features and labels")
     print_universe_summary(settings, experiment)
     console.rule("3. train: purged walk-forward, Bi-LSTM vs baselines, tracked in MLflow")
@@ -303,5 +352,3 @@ def main() -> None:  # pragma: no cover - console entry
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
-
-

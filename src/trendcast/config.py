@@ -120,7 +120,9 @@ class ExperimentConfig(BaseModel):
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"Config file {path} does not exist. Pass a YAML file such as configs/experiments/quick.yaml.")
+        raise ConfigError(
+            f"Config file {path} does not exist. Pass a YAML file such as configs/experiments/quick.yaml."
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -54,7 +54,7 @@ class RegisteredVersion:
     run_id: str
 
 
-class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     """MLflow pyfunc: scaled windows (n, window, features) float32 -> (n, 3) probabilities Down/Neutral/Up."""
 
     def load_context(self, context: Any) -> None:
@@ -82,8 +82,9 @@ def configure(settings: Settings) -> MlflowClient:
 
 
 @contextmanager
-def start_run(settings: Settings, run_name: str, config: ExperimentConfig,
-              tags: Mapping[str, str] | None = None) -> Iterator[str]:
+def start_run(
+    settings: Settings, run_name: str, config: ExperimentConfig, tags: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """An MLflow run with the whole experiment config as params; yields the run id."""
     configure(settings)
     with mlflow.start_run(run_name=run_name, tags=dict(tags or {})) as run:
@@ -105,8 +106,11 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def log_metrics(metrics: Mapping[str, Any], prefix: str = "", step: int | None = None) -> None:
     """Log every finite numeric leaf of a nested dict (unrounded) as `prefix.key.sub`."""
-    flat = {k: float(v) for k, v in flatten(metrics, prefix).items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))}
+    flat = {
+        k: float(v)
+        for k, v in flatten(metrics, prefix).items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
     clean = {_metric_key(k): v for k, v in flat.items()}
     if clean:
         mlflow.log_metrics(clean, step=step)
@@ -126,8 +130,12 @@ def log_model(settings: Settings, model: DirectionModel, model_dir: Path) -> Reg
     )
     example = np.zeros((2, window, n_features), dtype=np.float32)
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=TrendcastPyfunc(), artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-        signature=signature, input_example=example, registered_model_name=settings.registered_model_name,
+        name="model",
+        python_model=TrendcastPyfunc(),
+        artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+        signature=signature,
+        input_example=example,
+        registered_model_name=settings.registered_model_name,
         pip_requirements=["trendcast", "torch==2.13.0", "mlflow==3.17.2"],
     )
     version = str(info.registered_model_version)
@@ -163,5 +171,6 @@ def load_champion(settings: Settings, alias: str | None = None) -> LoadedModel:
     model = DirectionModel.load(folder)
     metrics = {k: v for k, v in client.get_run(version.run_id).data.metrics.items()} if version.run_id else {}
     onnx = folder / "model.onnx"
-    return LoadedModel(model, name, str(version.version), wanted, version.run_id, metrics,
-                       onnx if onnx.is_file() else None)
+    return LoadedModel(
+        model, name, str(version.version), wanted, version.run_id, metrics, onnx if onnx.is_file() else None
+    )

@@ -16,8 +16,14 @@ from trendcast.data.synthetic import planted_signal_bars
 from trendcast.reporting import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +47,13 @@ def report(tmp_path: Path) -> Path:
     predictions = _predictions(bars)
     result = run_backtest(predictions, bars, BacktestConfig(long_short=True, execution="next_open"))
     comparison = pd.DataFrame({"accuracy": [0.41, 0.37], "sharpe": [1.1, 0.2]}, index=["bilstm", "momentum"])
-    return write_report(result, predictions, tmp_path / "report.html", title="Browser check",
-                        extra_tables={"Model comparison": comparison})
+    return write_report(
+        result,
+        predictions,
+        tmp_path / "report.html",
+        title="Browser check",
+        extra_tables={"Model comparison": comparison},
+    )
 
 
 def test_report_renders_offline_in_chromium(report: Path, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ The reported window runs from the first execution bar to one bar after the last,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,12 @@ BoolArray = npt.NDArray[np.bool_]
 
 BORROW_DAYS_PER_YEAR = 252
 POSITION_METRICS: tuple[str, ...] = (
-    "n_trades", "win_rate_trades", "avg_trade_return", "turnover", "exposure", "total_costs",
+    "n_trades",
+    "win_rate_trades",
+    "avg_trade_return",
+    "turnover",
+    "exposure",
+    "total_costs",
 )
 METRIC_NAMES: tuple[str, ...] = (*m.RETURN_METRICS, *POSITION_METRICS)
 
@@ -76,8 +82,12 @@ class BacktestResult:
 
     def flat_metrics(self, prefix: str = "backtest_") -> dict[str, float]:
         """Finite metrics as {prefix + side + '_' + name: value}, ready for mlflow.log_metrics."""
-        return {f"{prefix}{side}_{name}": value for side, values in self.metrics.items()
-                for name, value in values.items() if np.isfinite(value)}
+        return {
+            f"{prefix}{side}_{name}": value
+            for side, values in self.metrics.items()
+            for name, value in values.items()
+            if np.isfinite(value)
+        }
 
 
 # -- prices ---------------------------------------------------------------------------------------------------------
@@ -105,7 +115,7 @@ def price_grid(prices: pd.DataFrame, tickers: list[str], *, need_open: bool) -> 
     factor = _adjustment(frame, close)
     dates_raw = _normal_dates(frame["date"])
     date_codes, dates = pd.factorize(dates_raw, sort=True)
-    ticker_codes = pd.Index(tickers).get_indexer(frame["ticker"].astype(str))
+    ticker_codes = pd.Index(tickers).get_indexer(pd.Index(frame["ticker"].astype(str)))
     shape = (len(dates), len(tickers))
     _check_unique_bars(date_codes, ticker_codes, shape)
     grid_close = _scatter(shape, date_codes, ticker_codes, close * factor)
@@ -122,15 +132,20 @@ def _require_price_columns(prices: pd.DataFrame, need_open: bool) -> None:
     needed = ["ticker", "date", "close"] + (["open"] if need_open else [])
     for column in needed:
         if column not in prices.columns:
-            raise SchemaError(f"prices: missing column {column!r}; pass long bars from BarStore.load() "
-                              f"(ticker, date, open, high, low, close, volume, adj_close).", column=column)
+            raise SchemaError(
+                f"prices: missing column {column!r}; pass long bars from BarStore.load() "
+                f"(ticker, date, open, high, low, close, volume, adj_close).",
+                column=column,
+            )
 
 
 def _check_closes(close: FloatArray) -> None:
     bad = ~np.isfinite(close) | (close <= 0)
     if bad.any():
-        raise DataError(f"prices: {int(bad.sum())} bars have a missing or non-positive close; "
-                        "drop them or re-ingest with `trendcast data ingest --strict`.")
+        raise DataError(
+            f"prices: {int(bad.sum())} bars have a missing or non-positive close; "
+            "drop them or re-ingest with `trendcast data ingest --strict`."
+        )
 
 
 def _adjustment(frame: pd.DataFrame, close: FloatArray) -> FloatArray:
@@ -147,16 +162,20 @@ def _normal_dates(values: pd.Series) -> pd.DatetimeIndex:
     return (dates.tz_convert(None) if dates.tz is not None else dates).normalize()
 
 
-def _check_unique_bars(date_codes: npt.NDArray[np.intp], ticker_codes: npt.NDArray[np.intp],
-                       shape: tuple[int, int]) -> None:
+def _check_unique_bars(
+    date_codes: npt.NDArray[np.intp], ticker_codes: npt.NDArray[np.intp], shape: tuple[int, int]
+) -> None:
     keys = date_codes.astype(np.int64) * shape[1] + ticker_codes
     if np.unique(keys).size != keys.size:
-        raise DataError("prices: a ticker has two bars on the same date; de-duplicate with "
-                        "prices.drop_duplicates(['ticker', 'date'], keep='last').")
+        raise DataError(
+            "prices: a ticker has two bars on the same date; de-duplicate with "
+            "prices.drop_duplicates(['ticker', 'date'], keep='last')."
+        )
 
 
-def _scatter(shape: tuple[int, int], rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp],
-             values: FloatArray) -> FloatArray:
+def _scatter(
+    shape: tuple[int, int], rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp], values: FloatArray
+) -> FloatArray:
     grid = np.full(shape, np.nan)
     grid[rows, cols] = values
     return grid
@@ -196,8 +215,10 @@ def _execution_bars(predictions: pd.DataFrame, dates: pd.DatetimeIndex, lag_bars
     signal = dates.get_indexer(pd.DatetimeIndex(predictions["date"]))
     if (signal < 0).any():
         row = predictions.loc[signal < 0].iloc[0]
-        raise DataError(f"{int((signal < 0).sum())} predictions are dated on days without any price bar (first: "
-                        f"{row['ticker']} {row['date']:%Y-%m-%d}); load prices covering the prediction dates.")
+        raise DataError(
+            f"{int((signal < 0).sum())} predictions are dated on days without any price bar (first: "
+            f"{row['ticker']} {row['date']:%Y-%m-%d}); load prices covering the prediction dates."
+        )
     if "trade_date" in predictions:
         execution = dates.searchsorted(pd.DatetimeIndex(predictions["trade_date"]), side="left")
     else:
@@ -219,15 +240,19 @@ class PositionPlan:
 def position_grid(predictions: pd.DataFrame, grid: PriceGrid, config: BacktestConfig, lag_bars: int) -> PositionPlan:
     """Place each prediction's target position at its execution bar; flat where a ticker has no prediction."""
     execution = _execution_bars(predictions, grid.dates, lag_bars)
-    columns = pd.Index(grid.tickers).get_indexer(predictions["ticker"])
+    columns = pd.Index(grid.tickers).get_indexer(pd.Index(predictions["ticker"]))
     inside = execution < len(grid.dates)
     if not inside.any():
-        raise DataError("no prediction can be traded: every signal is dated on the last price bar; "
-                        "load prices that extend past the predictions.")
+        raise DataError(
+            "no prediction can be traded: every signal is dated on the last price bar; "
+            "load prices that extend past the predictions."
+        )
     keys = execution[inside].astype(np.int64) * len(grid.tickers) + columns[inside]
     if np.unique(keys).size != keys.size:
-        raise DataError("two predictions of one ticker trade at the same bar (trade_date collisions); "
-                        "keep one trade_date per ticker and bar.")
+        raise DataError(
+            "two predictions of one ticker trade at the same bar (trade_date collisions); "
+            "keep one trade_date per ticker and bar."
+        )
     target = target_positions(predictions["p_down"].to_numpy(), predictions["p_up"].to_numpy(), config)
     positions = np.zeros((len(grid.dates), len(grid.tickers)))
     positions[execution[inside], columns[inside]] = target[inside]
@@ -280,8 +305,9 @@ def simulate(positions: FloatArray, moves: Moves, cost_rate: float, borrow_daily
 def _window(sleeves: Sleeves, start: int, stop: int) -> Sleeves:
     cut = slice(start, stop)
     f = sleeves.factors
-    factors = BarFactors(f.position[cut], f.previous[cut], f.move_before[cut], f.move_after[cut], f.cost_rate,
-                         f.borrow[cut])
+    factors = BarFactors(
+        f.position[cut], f.previous[cut], f.move_before[cut], f.move_after[cut], f.cost_rate, f.borrow[cut]
+    )
     return Sleeves(sleeves.gross[cut], sleeves.net[cut], sleeves.cost[cut], sleeves.turnover[cut], factors)
 
 
@@ -291,8 +317,9 @@ def _equal_weights(active: BoolArray) -> FloatArray:
 
 
 # -- the entry point ----------------------------------------------------------------------------------------------
-def run_backtest(predictions: pd.DataFrame, prices: pd.DataFrame, config: BacktestConfig | None = None, *,
-                 lag_bars: int = 1) -> BacktestResult:
+def run_backtest(
+    predictions: pd.DataFrame, prices: pd.DataFrame, config: BacktestConfig | None = None, *, lag_bars: int = 1
+) -> BacktestResult:
     """Backtest walk-forward out-of-sample probabilities against long bars.
 
     `lag_bars` is how many bars after its signal date a prediction is executed (1 = the next bar); anything below 1
@@ -317,8 +344,9 @@ def run_backtest(predictions: pd.DataFrame, prices: pd.DataFrame, config: Backte
     return _assemble(config, grid, start, stop, strategy, benchmark, plan.dropped)
 
 
-def _assemble(config: BacktestConfig, grid: PriceGrid, start: int, stop: int, strategy: Sleeves,
-              benchmark: Sleeves, dropped: int) -> BacktestResult:
+def _assemble(
+    config: BacktestConfig, grid: PriceGrid, start: int, stop: int, strategy: Sleeves, benchmark: Sleeves, dropped: int
+) -> BacktestResult:
     dates = grid.dates[start:stop]
     active = grid.listed[start:stop]
     weights = _equal_weights(active)
@@ -362,8 +390,9 @@ def _floats(column: pd.Series) -> dict[str, float]:
     return {str(k): float(v) for k, v in column.items()}
 
 
-def _position_stats(sleeves: Sleeves, weights: FloatArray, trades: pd.DataFrame,
-                    config: BacktestConfig) -> dict[str, float]:
+def _position_stats(
+    sleeves: Sleeves, weights: FloatArray, trades: pd.DataFrame, config: BacktestConfig
+) -> dict[str, float]:
     trade_returns = trades["return"].to_numpy(dtype=np.float64)
     n_trades = len(trade_returns)
     return {
@@ -376,11 +405,17 @@ def _position_stats(sleeves: Sleeves, weights: FloatArray, trades: pd.DataFrame,
     }
 
 
-def _ticker_metrics(returns: pd.DataFrame, benchmark: pd.DataFrame, sleeves: Sleeves, active: BoolArray,
-                    trades: pd.DataFrame, config: BacktestConfig) -> pd.DataFrame:
+def _ticker_metrics(
+    returns: pd.DataFrame,
+    benchmark: pd.DataFrame,
+    sleeves: Sleeves,
+    active: BoolArray,
+    trades: pd.DataFrame,
+    config: BacktestConfig,
+) -> pd.DataFrame:
     """Return metrics of each ticker's sleeve (against its own buy-and-hold) plus trade and position stats."""
     table = m.return_metrics(returns, benchmark, config.risk_free_rate).T
-    codes = pd.Index(returns.columns).get_indexer(trades["ticker"])
+    codes = pd.Index(returns.columns).get_indexer(pd.Index(trades["ticker"]))
     count = np.bincount(codes, minlength=returns.shape[1]).astype(np.float64)
     wins = np.bincount(codes, weights=(trades["return"] > 0).to_numpy(np.float64), minlength=returns.shape[1])
     days = np.maximum(active.sum(axis=0), 1)
@@ -393,3 +428,50 @@ def _ticker_metrics(returns: pd.DataFrame, benchmark: pd.DataFrame, sleeves: Sle
     table["benchmark_sharpe"] = m.sharpe(benchmark.to_numpy(), config.risk_free_rate)
     table.index.name = "ticker"
     return table
+
+
+# -- several models ------------------------------------------------------------------------------------------------
+COMPARISON_METRICS: tuple[str, ...] = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "n_trades",
+    "win_rate_trades",
+    "exposure",
+    "total_costs",
+)
+
+
+def compare_models(
+    predictions: Mapping[str, pd.DataFrame], prices: pd.DataFrame, config: BacktestConfig | None = None
+) -> pd.DataFrame:
+    """Backtest each model's predictions with one config: a row per model (plus buy-and-hold), key metrics as columns.
+
+    Models are compared on the same tickers and days only if their predictions cover the same ones; `accuracy`
+    (argmax vs label) is added where the predictions carry labels.
+    """
+    rows: dict[str, dict[str, float]] = {}
+    benchmark: dict[str, float] = {}
+    for name, frame in predictions.items():
+        result = run_backtest(frame, prices, config)
+        rows[name] = {key: result.metrics["strategy"][key] for key in COMPARISON_METRICS}
+        rows[name]["accuracy"] = _accuracy(frame)
+        benchmark = benchmark or {key: result.metrics["benchmark"][key] for key in COMPARISON_METRICS}
+    if benchmark:
+        rows["buy & hold"] = {**benchmark, "accuracy": float("nan")}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
+
+
+def _accuracy(frame: pd.DataFrame) -> float:
+    if "label" not in frame:
+        return float("nan")
+    labels = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=np.float64)
+    known = np.isin(labels, (0.0, 1.0, 2.0))
+    if not known.any():
+        return float("nan")
+    predicted = np.argmax(frame[["p_down", "p_neutral", "p_up"]].to_numpy(dtype=np.float64), axis=1)
+    return float(np.mean(predicted[known] == labels[known]))

@@ -105,7 +105,7 @@ def _excess(returns: Returns, rf: float, periods: int) -> FloatArray:
 # -- growth ---------------------------------------------------------------------------------------------------------
 def equity_curve(returns: Returns) -> FloatArray:
     """E_t = prod_{s<=t} (1 + r_s), starting from 1; a missing day leaves equity unchanged."""
-    return np.cumprod(1.0 + np.nan_to_num(_values(returns), nan=0.0), axis=0)
+    return np.cumprod(1.0 + np.nan_to_num(_values(returns), nan=0.0), axis=0, dtype=np.float64)
 
 
 def total_return(returns: Returns) -> Stat:
@@ -320,7 +320,9 @@ def return_metrics(
     return pd.DataFrame(data, index=returns.columns).T.loc[list(RETURN_METRICS)]
 
 
-def rolling_sharpe(returns: pd.Series, window: int = 126, rf: float = 0.0, periods: int = PERIODS_PER_YEAR) -> pd.Series:
+def rolling_sharpe(
+    returns: pd.Series, window: int = 126, rf: float = 0.0, periods: int = PERIODS_PER_YEAR
+) -> pd.Series:
     """Sharpe over a trailing window of `window` days (NaN until full). Same as quantstats `rolling_sharpe`."""
     excess = returns - daily_risk_free(rf, periods)
     rolling = excess.rolling(window)
@@ -329,7 +331,8 @@ def rolling_sharpe(returns: pd.Series, window: int = 126, rf: float = 0.0, perio
 
 def monthly_returns(returns: pd.Series) -> pd.DataFrame:
     """Compounded return of each calendar month: years as rows, months 1..12 as columns (NaN where no data)."""
-    grouped = (1.0 + returns.fillna(0.0)).groupby([returns.index.year, returns.index.month]).prod() - 1.0
+    dates = pd.DatetimeIndex(returns.index)
+    grouped = (1.0 + returns.fillna(0.0)).groupby([dates.year, dates.month]).prod() - 1.0
     table = grouped.unstack()
     table.index.name, table.columns.name = "year", "month"
     return table.reindex(columns=range(1, 13))

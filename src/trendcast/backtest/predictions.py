@@ -119,10 +119,15 @@ def _parse_dates(values: pd.Series, source: str, column: str) -> pd.Series:
     try:
         parsed = pd.to_datetime(values)
     except (ValueError, TypeError) as exc:
-        raise SchemaError(f"{source}: column {column!r} has unparsable dates: {exc}", path=source, column=column) from exc
+        raise SchemaError(
+            f"{source}: column {column!r} has unparsable dates: {exc}", path=source, column=column
+        ) from exc
     if parsed.isna().any():
-        raise SchemaError(f"{source}: column {column!r} has {int(parsed.isna().sum())} missing dates; drop those rows.",
-                          path=source, column=column)
+        raise SchemaError(
+            f"{source}: column {column!r} has {int(parsed.isna().sum())} missing dates; drop those rows.",
+            path=source,
+            column=column,
+        )
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert(None)
     return parsed.dt.normalize()
@@ -133,8 +138,12 @@ def _parse_probability(values: pd.Series, source: str, column: str) -> pd.Series
     bad = ~np.isfinite(numbers.to_numpy()) | (numbers < -PROBABILITY_SUM_TOLERANCE).to_numpy()
     bad |= (numbers > 1 + PROBABILITY_SUM_TOLERANCE).to_numpy()
     if bad.any():
-        raise SchemaError(f"{source}: column {column!r} has {int(bad.sum())} values that are not probabilities in "
-                          f"[0, 1] (first: {values[bad].iloc[0]!r}).", path=source, column=column)
+        raise SchemaError(
+            f"{source}: column {column!r} has {int(bad.sum())} values that are not probabilities in "
+            f"[0, 1] (first: {values[bad].iloc[0]!r}).",
+            path=source,
+            column=column,
+        )
     return numbers.clip(0.0, 1.0)
 
 
@@ -142,9 +151,12 @@ def _check_probability_sums(frame: pd.DataFrame, source: str) -> None:
     total = frame[list(PROBABILITY_COLUMNS)].sum(axis=1).to_numpy()
     off = np.abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE
     if off.any():
-        raise SchemaError(f"{source}: {int(off.sum())} rows have p_down + p_neutral + p_up != 1 (first sums to "
-                          f"{total[off][0]:.4f}); pass softmax probabilities, not logits or scores.",
-                          path=source, column="p_up")
+        raise SchemaError(
+            f"{source}: {int(off.sum())} rows have p_down + p_neutral + p_up != 1 (first sums to "
+            f"{total[off][0]:.4f}); pass softmax probabilities, not logits or scores.",
+            path=source,
+            column="p_up",
+        )
 
 
 def _check_single_model(frame: pd.DataFrame, source: str) -> None:
@@ -152,17 +164,24 @@ def _check_single_model(frame: pd.DataFrame, source: str) -> None:
         return
     models = sorted(str(m) for m in frame["model"].dropna().unique())
     if len(models) > 1:
-        raise SchemaError(f"{source}: predictions of {len(models)} models ({', '.join(models)}); backtest one at a time, "
-                          f"e.g. predictions[predictions.model == {models[0]!r}].", path=source, column="model")
+        raise SchemaError(
+            f"{source}: predictions of {len(models)} models ({', '.join(models)}); backtest one at a time, "
+            f"e.g. predictions[predictions.model == {models[0]!r}].",
+            path=source,
+            column="model",
+        )
 
 
 def _check_unique_keys(frame: pd.DataFrame, source: str) -> None:
     duplicated = frame.duplicated(["ticker", "date"], keep=False)
     if duplicated.any():
         row = frame.loc[duplicated].iloc[0]
-        raise SchemaError(f"{source}: {int(duplicated.sum())} rows share a (ticker, date) (first: {row['ticker']} "
-                          f"{_day(row['date'])}); overlapping walk-forward folds? Keep one prediction per day.",
-                          path=source, column="date")
+        raise SchemaError(
+            f"{source}: {int(duplicated.sum())} rows share a (ticker, date) (first: {row['ticker']} "
+            f"{_day(row['date'])}); overlapping walk-forward folds? Keep one prediction per day.",
+            path=source,
+            column="date",
+        )
 
 
 def _day(value: object) -> str:

@@ -64,7 +64,7 @@ def trade_returns(bars: BarFactors) -> tuple[npt.NDArray[np.bool_], IntArray, Fl
 
 def _sum_by_id(ids: IntArray, values: FloatArray, count: int) -> FloatArray:
     held = ids >= 0
-    return np.bincount(ids[held], weights=values[held], minlength=count)
+    return np.bincount(ids[held], weights=values[held], minlength=count).astype(np.float64)
 
 
 def extract_trades(bars: BarFactors, dates: pd.DatetimeIndex, tickers: list[str]) -> pd.DataFrame:
@@ -79,13 +79,16 @@ def extract_trades(bars: BarFactors, dates: pd.DatetimeIndex, tickers: list[str]
     is_open = end == n_days - 1
     exit_bar = np.where(is_open, n_days - 1, end + 1)
     exit_dates = pd.DatetimeIndex(dates[np.minimum(exit_bar, n_days - 1)]).where(~is_open)
-    return pd.DataFrame({
-        "ticker": np.asarray(tickers, dtype=object)[ticker_index],
-        "direction": np.where(sign[ticker_index, entry] > 0, "long", "short"),
-        "entry_date": dates[entry],
-        "exit_date": exit_dates,
-        "bars": (exit_bar - entry).astype(np.int64),
-        "size": np.abs(bars.position.T[ticker_index, entry]),
-        "return": returns,
-        "open": is_open,
-    }, columns=list(TRADE_COLUMNS))
+    return pd.DataFrame(
+        {
+            "ticker": np.asarray(tickers, dtype=object)[ticker_index],
+            "direction": np.where(sign[ticker_index, entry] > 0, "long", "short"),
+            "entry_date": dates[entry],
+            "exit_date": exit_dates,
+            "bars": (exit_bar - entry).astype(np.int64),
+            "size": np.abs(bars.position.T[ticker_index, entry]),
+            "return": returns,
+            "open": is_open,
+        },
+        columns=list(TRADE_COLUMNS),
+    )

@@ -42,7 +42,7 @@ def _arch(module: str) -> Callable[[], pd.DataFrame]:
     def load() -> pd.DataFrame:
         import importlib
 
-        return importlib.import_module(f"arch.data.{module}").load()  # type: ignore[no-any-return]
+        return importlib.import_module(f"arch.data.{module}").load()
 
     return load
 
@@ -58,8 +58,12 @@ def _bokeh(symbol: str) -> Callable[[], pd.DataFrame]:
 
 
 BUNDLED: dict[str, BundledSeries] = {
-    "^GSPC": BundledSeries("^GSPC", "arch.data.sp500 (S&P 500 index, Yahoo)", "Adj Close = Close (index)", _arch("sp500")),
-    "^IXIC": BundledSeries("^IXIC", "arch.data.nasdaq (NASDAQ Composite, Yahoo)", "Adj Close = Close (index)", _arch("nasdaq")),
+    "^GSPC": BundledSeries(
+        "^GSPC", "arch.data.sp500 (S&P 500 index, Yahoo)", "Adj Close = Close (index)", _arch("sp500")
+    ),
+    "^IXIC": BundledSeries(
+        "^IXIC", "arch.data.nasdaq (NASDAQ Composite, Yahoo)", "Adj Close = Close (index)", _arch("nasdaq")
+    ),
     "AAPL": BundledSeries("AAPL", "bokeh_sampledata.stocks.AAPL", "adj_close split+dividend adjusted", _bokeh("AAPL")),
     "GOOG": BundledSeries("GOOG", "bokeh_sampledata.stocks.GOOG", "adj_close split+dividend adjusted", _bokeh("GOOG")),
     "IBM": BundledSeries("IBM", "bokeh_sampledata.stocks.IBM", "adj_close split+dividend adjusted", _bokeh("IBM")),
@@ -89,7 +93,9 @@ class BundledSource:
             try:
                 raw = series.loader()
             except Exception as exc:  # package data missing or broken
-                raise SourceError(f"bundled {ticker}: cannot load {series.origin}: {exc}. Reinstall trendcast.") from exc
+                raise SourceError(
+                    f"bundled {ticker}: cannot load {series.origin}: {exc}. Reinstall trendcast."
+                ) from exc
             frames.append(_typed(raw, ticker=ticker, path=f"bundled:{ticker}"))
         return pd.concat(frames, ignore_index=True)
 
@@ -232,8 +238,9 @@ def restrict_dates(frame: pd.DataFrame, start: str | None, end: str | None) -> p
     return frame.loc[mask]
 
 
-def make_source(kind: str, *, path: str | None = None, start: str | None = None, end: str | None = None,
-                timeout_s: float = 10.0) -> PriceSource:
+def make_source(
+    kind: str, *, path: str | None = None, start: str | None = None, end: str | None = None, timeout_s: float = 10.0
+) -> PriceSource:
     if kind == "bundled":
         return BundledSource()
     if kind == "csv":

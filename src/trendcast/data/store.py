@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,9 @@ class BarStore:
         if end:
             query = query.where(t.date <= pd.Timestamp(end).date())
         with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(query.order_by(t.ticker, t.date)).all(), columns=list(bars_table.c.keys()))
+            frame = pd.DataFrame(
+                conn.execute(query.order_by(t.ticker, t.date)).all(), columns=list(bars_table.c.keys())
+            )
         frame["date"] = pd.to_datetime(frame["date"])
         for column in _VALUE_COLUMNS:
             frame[column] = frame[column].astype("float64")
@@ -116,7 +119,8 @@ class BarStore:
             return int(conn.execute(sa.select(sa.func.count()).select_from(bars_table)).scalar_one())
 
 
-def _upsert_statement(dialect: str) -> sa.Insert:
+def _upsert_statement(dialect: str) -> Any:
+    stmt: Any
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 

@@ -23,21 +23,41 @@ def _bars_from_returns(returns: np.ndarray, tickers: list[str], start: str, rng:
         high = np.maximum(open_, close) * (1 + wick[0])
         low = np.minimum(open_, close) * (1 - wick[1])
         volume = np.round(rng.lognormal(13, 0.4, n_days))
-        frames.append(pd.DataFrame({"ticker": ticker, "date": dates, "open": open_, "high": high, "low": low,
-                                    "close": close, "volume": volume, "adj_close": close}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ticker": ticker,
+                    "date": dates,
+                    "open": open_,
+                    "high": high,
+                    "low": low,
+                    "close": close,
+                    "volume": volume,
+                    "adj_close": close,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def random_walk_bars(n_tickers: int = 5, n_days: int = 800, *, seed: int = 0, vol: float = 0.015,
-                     start: str = "2010-01-04") -> pd.DataFrame:
+def random_walk_bars(
+    n_tickers: int = 5, n_days: int = 800, *, seed: int = 0, vol: float = 0.015, start: str = "2010-01-04"
+) -> pd.DataFrame:
     """Independent Gaussian random walks: direction is unpredictable by construction."""
     rng = np.random.default_rng(seed)
     returns = rng.normal(0.0, vol, (n_days, n_tickers))
     return _bars_from_returns(returns, [f"RW{j:03d}" for j in range(n_tickers)], start, rng)
 
 
-def planted_signal_bars(n_tickers: int = 5, n_days: int = 800, *, seed: int = 0, phi: float = 0.6,
-                        vol: float = 0.015, start: str = "2010-01-04") -> pd.DataFrame:
+def planted_signal_bars(
+    n_tickers: int = 5,
+    n_days: int = 800,
+    *,
+    seed: int = 0,
+    phi: float = 0.6,
+    vol: float = 0.015,
+    start: str = "2010-01-04",
+) -> pd.DataFrame:
     """AR(1) daily returns: r[t] = phi * r[t-1] + noise. The sign of today's return predicts tomorrow's."""
     rng = np.random.default_rng(seed)
     noise = rng.normal(0.0, vol, (n_days, n_tickers))

@@ -79,7 +79,8 @@ class ValidationReport:
         if not self.counts and not self.gaps:
             return "no problems found"
         parts = [
-            "input was unsorted: sorted by ticker and date" if kind == "unsorted"
+            "input was unsorted: sorted by ticker and date"
+            if kind == "unsorted"
             else f"{kind}: {n} (e.g. {', '.join(self.examples.get(kind, []))})"
             for kind, n in self.counts.items()
         ]
@@ -117,7 +118,9 @@ def coerce_types(frame: pd.DataFrame, *, path: str, header_lines: int = 1) -> pd
     out = frame.copy()
     dates = pd.to_datetime(out["date"], errors="coerce", utc=False, format="mixed")
     _raise_first_bad(out["date"], dates.isna() & out["date"].notna() | out["date"].isna(), path, "date", header_lines)
-    out["date"] = pd.DatetimeIndex(dates).tz_localize(None).normalize() if dates.dt.tz is not None else dates.dt.normalize()
+    out["date"] = (
+        pd.DatetimeIndex(dates).tz_localize(None).normalize() if dates.dt.tz is not None else dates.dt.normalize()
+    )
     for column in (*PRICE_COLUMNS, "volume", "adj_close"):
         if column not in out.columns:
             continue
@@ -185,7 +188,8 @@ def _drop(frame: pd.DataFrame, mask: np.ndarray, kind: str, report: ValidationRe
 
 def _report_gaps(frame: pd.DataFrame, report: ValidationReport) -> None:
     same = frame["ticker"].eq(frame["ticker"].shift())
-    days = frame["date"].diff().dt.days
+    stamps = frame["date"].to_numpy()
+    days = pd.Series((np.diff(stamps, prepend=stamps[:1]) / np.timedelta64(1, "D")).astype(int), index=frame.index)
     gap = same & (days > GAP_DAYS)
     report.gaps += int(gap.sum())
     for tk, dt, n in zip(frame.loc[gap, "ticker"], frame.loc[gap, "date"], days[gap], strict=True):

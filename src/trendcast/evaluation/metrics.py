@@ -41,7 +41,15 @@ fast: confusion-matrix metrics and mean losses from per-day aggregates (a count 
 re-weighting presorted scores with the number of times each day was drawn. On one core, 1000 resamples of 50,000
 samples over 1,000 days take well under a second for accuracy and a few seconds for AUC, which is why
 `summarise_model` defaults to `n_boot_auc=200`. Any other callable `metric(y_true, proba) -> float` works too, by
-plain recomputation on each resample (slower).
+plain recomputation on each resample (slower). `paired_bootstrap` scores two models on the same resampled days
+and tests "a is better than b" from the differences.
+
+Chance level
+
+`permutation_accuracy_null` rotates the date-ordered predictions against the labels by at least a block of days:
+every rotation keeps both series' structure (class shares, same-day clustering, serial dependence) and has no
+skill by construction, so its quantiles are the interval of accuracy a no-skill model with these very predictions
+reaches. Leakage guards ask whether a model's accuracy on random-walk data lies inside it.
 
 Information coefficients (Qlib's measures)
 
@@ -111,7 +119,7 @@ def _check_proba(proba: npt.ArrayLike, n: int) -> np.ndarray:
             stacklevel=3,
         )
         p = p.copy()  # never modify the caller's array
-        pass
+        p[off] /= sums[off, None]
     return p
 
 
@@ -202,7 +210,10 @@ def classification_metrics(y_true: npt.ArrayLike, proba: npt.ArrayLike) -> dict[
         (0.75, [1, 0, 1])
     """
     y = _check_labels(y_true)
-    p = _check_proba(proba, len(y))
+    return _classification_metrics(y, _check_proba(proba, len(y)))
+
+
+def _classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     pred = p.argmax(axis=1)
     cm = confusion_matrix(y, pred, labels=list(LABELS))
     precision, recall, f1, _ = precision_recall_fscore_support(
@@ -688,8 +699,8 @@ def summarise_model(
     universe has at least two tickers, else None), bootstrap (n_boot, n_boot_auc, block_days, alpha, seed, n_days).
     NaN marks undefined values (e.g. auc_ci when y_true holds a single class).
     """
-    metrics = classification_metrics(y_true, proba)
     s = _prepare(y_true, proba, dates)
+    metrics = _classification_metrics(s.y, s.proba)
     block = _block_length(s.n_days, block_days)
     accuracy_ci = _percentile_interval(_resampled(s, "accuracy", _draw_days(s.n_days, n_boot, block, seed)), alpha)
     auc_ci = (float("nan"), float("nan"))

@@ -7,10 +7,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
-def learning_curves(histories: list[list[dict[str, float]]], path: Path, title: str = "Bi-LSTM learning curves") -> Path:
+def learning_curves(
+    histories: list[list[dict[str, float]]], path: Path, title: str = "Bi-LSTM learning curves"
+) -> Path:
     """One line per fold: losses on the left, validation accuracy on the right."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for fold, history in enumerate(histories):
@@ -45,10 +47,24 @@ def confusion_matrices(matrices: dict[str, list[list[int]]], path: Path) -> Path
         shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         for (i, j), value in np.ndenumerate(shares):
-            ax.text(j, i, f"{value:.0%}\n({int(counts[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if value > 0.6 else "black")
-        ax.set(xticks=range(3), yticks=range(3), xticklabels=classes, yticklabels=classes, title=name,
-               xlabel="predicted", ylabel="true")
+            ax.text(
+                j,
+                i,
+                f"{value:.0%}\n({int(counts[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > 0.6 else "black",
+            )
+        ax.set(
+            xticks=range(3),
+            yticks=range(3),
+            xticklabels=classes,
+            yticklabels=classes,
+            title=name,
+            xlabel="predicted",
+            ylabel="true",
+        )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

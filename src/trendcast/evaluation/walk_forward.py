@@ -42,19 +42,36 @@ class WalkForwardResult:
 
 def make_folds(ws: WindowSet, config: ExperimentConfig) -> list[Fold]:
     wf = config.walk_forward
-    return walk_forward_splits(ws.dates, folds=wf.folds, horizon=ws.horizon, purge=config.purge_days,
-                               embargo=wf.embargo_days, min_train_fraction=wf.min_train_fraction, scheme=wf.scheme)
+    return walk_forward_splits(
+        ws.dates,
+        folds=wf.folds,
+        horizon=ws.horizon,
+        purge=config.purge_days,
+        embargo=wf.embargo_days,
+        min_train_fraction=wf.min_train_fraction,
+        scheme=wf.scheme,
+    )
 
 
-def run_walk_forward(ws: WindowSet, models: list[str], config: ExperimentConfig, *, progress: bool = True,
-                     factory: ModelFactory = create_model) -> WalkForwardResult:
+def run_walk_forward(
+    ws: WindowSet,
+    models: list[str],
+    config: ExperimentConfig,
+    *,
+    progress: bool = True,
+    factory: ModelFactory = create_model,
+) -> WalkForwardResult:
     """Fit each model on each fold's training samples and predict its test samples (out-of-sample only)."""
     folds = make_folds(ws, config)
     predictions: dict[str, list[pd.DataFrame]] = {name: [] for name in models}
     histories: dict[str, list[list[dict[str, float]]]] = {name: [] for name in models}
     records = []
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task("walk-forward", total=len(folds) * len(models))
         for fold in folds:

@@ -64,7 +64,7 @@ def walk_forward_splits(
     calendar = np.unique(dates)
     gap = max(horizon, purge if purge is not None else horizon)
     n = len(calendar)
-    first_test = int(round(min_train_fraction * n))
+    first_test = round(min_train_fraction * n)
     test_days = n - first_test
     if folds < 1 or test_days < folds or first_test - gap - embargo < 2:
         raise ConfigError(
@@ -78,8 +78,17 @@ def walk_forward_splits(
         start, end = int(bounds[k]), int(bounds[k + 1]) - 1
         train_end = start - gap - embargo - 1
         train_start = 0 if scheme == "expanding" else max(0, train_end - train_length + 1)
-        out.append(Fold(k, pd.Timestamp(calendar[train_start]), pd.Timestamp(calendar[train_end]),
-                        pd.Timestamp(calendar[start]), pd.Timestamp(calendar[end]), gap, embargo))
+        out.append(
+            Fold(
+                k,
+                pd.Timestamp(calendar[train_start]),
+                pd.Timestamp(calendar[train_end]),
+                pd.Timestamp(calendar[start]),
+                pd.Timestamp(calendar[end]),
+                gap,
+                embargo,
+            )
+        )
     return out
 
 

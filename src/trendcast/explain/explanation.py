@@ -210,7 +210,7 @@ def assemble(model: DirectionModel, window_unscaled: np.ndarray, proba: np.ndarr
         top_features=top, contributions={n: float(c) for n, c in zip(names, batch.features[0], strict=True)},
         base_value=float(batch.base_values[0]), output_value=float(batch.output_values[0]),
         additivity_error=float(batch.additivity_errors[0]), output_space=batch.output_space, method=batch.method,
-        method_details=dict(batch.details), attention=None if attention is None else attention_steps(attention, dates),
+        method_details={**batch.details, "relative_error": float(batch.relative_errors[0])}, attention=None if attention is None else attention_steps(attention, dates),
         attention_recent_days=days, attention_recent_share=recent,
         sentence=build_sentence(label, float(proba[target]), top, days, recent), feature_names=names,
         step_contributions=None if batch.steps is None else batch.steps[0],

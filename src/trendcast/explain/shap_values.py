@@ -60,8 +60,8 @@ SUPPORTED_MODELS = ("bilstm", "lightgbm", "logreg", "momentum", "majority")
 class IGConfig:
     """Integrated Gradients settings for sequence models. Cost: n_baselines x n_steps forward+backward passes."""
 
-    n_baselines: int = 8  # first K windows of the background; the base value is their mean output
-    n_steps: int = 16  # quadrature nodes per path
+    n_baselines: int = 4  # first K windows of the background; the base value is their mean output
+    n_steps: int = 32  # quadrature nodes per path
     method: str = "gausslegendre"  # Captum's quadrature: gausslegendre, riemann_trapezoid, ...
     max_batch: int = 512  # path points per forward/backward pass (memory bound for batches of samples)
 
@@ -93,6 +93,12 @@ class AttributionBatch:
     def additivity_errors(self) -> np.ndarray:
         """(n,) sum(contributions) + base - output: 0 for an exact method."""
         return np.asarray(self.features.sum(axis=1) + self.base_values - self.output_values)
+
+    @property
+    def relative_errors(self) -> np.ndarray:
+        """(n,) |additivity error| / |output - base|: the share of the change the contributions miss or overshoot."""
+        change = np.abs(self.output_values - self.base_values)
+        return np.asarray(np.abs(self.additivity_errors) / np.maximum(change, 1e-12))
 
 
 # -- background ------------------------------------------------------------------------------------------------------
@@ -204,10 +210,10 @@ def integrated_gradients(model: BiLSTMModel, x: np.ndarray, targets: np.ndarray,
                              n_steps=config.n_steps, method=config.method)
         steps[start : start + len(chunk)] = paths.detach().double().reshape(len(chunk), k, *x.shape[1:]).mean(1).numpy()
     output, base = _probability_at(network, x, baselines, targets)
+    details = {**config.as_dict(), "n_baselines": k, "baseline": "background" if background is not None else "median"}
     return AttributionBatch(features=steps.sum(axis=1), steps=steps, targets=targets, base_values=base,
                             output_values=output, method="integrated_gradients", output_space="probability",
-                            details={**config.as_dict(), "n_baselines": k,
-                                     "baseline": "background" if background is not None else "median window"})
+                            details=details)
 
 
 def _probability_at(network: torch.nn.Module, x: np.ndarray, baselines: torch.Tensor,

@@ -26,8 +26,9 @@ def adjusted_ohlcv(bars: pd.DataFrame) -> dict[str, np.ndarray]:
     return arrays
 
 
-def compute_features(bars: pd.DataFrame, indicators: list[Indicator] | None = None,
-                     arrays: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+def compute_features(
+    bars: pd.DataFrame, indicators: list[Indicator] | None = None, arrays: dict[str, np.ndarray] | None = None
+) -> pd.DataFrame:
     """Feature frame of one ticker (bars sorted by date), indexed by date, in catalog order; NaN where an
     indicator has no value yet. `arrays` may pass precomputed `adjusted_ohlcv(bars)`."""
     chosen = indicators if indicators is not None else resolve(None)
@@ -49,8 +50,9 @@ class TickerFrame:
     close: np.ndarray  # adjusted close
 
 
-def build_ticker_frame(ticker: str, bars: pd.DataFrame, labels: LabelConfig,
-                       indicators: list[Indicator] | None = None) -> TickerFrame:
+def build_ticker_frame(
+    ticker: str, bars: pd.DataFrame, labels: LabelConfig, indicators: list[Indicator] | None = None
+) -> TickerFrame:
     if not bars["date"].is_monotonic_increasing:
         bars = bars.sort_values("date")
     arrays = adjusted_ohlcv(bars)

@@ -31,7 +31,9 @@ class WindowScaler:
             raise ModelError("cannot fit a scaler on zero training samples")
         latest = pd.Timestamp(train.dates.max())
         if latest > cut:
-            raise LeakageError(f"scaler fit refused: a training sample is dated {latest.date()}, after the cut {cut.date()}")
+            raise LeakageError(
+                f"scaler fit refused: a training sample is dated {latest.date()}, after the cut {cut.date()}"
+            )
         rows = train.rows_used()
         if pd.Timestamp(train.row_dates[rows].max()) > cut:  # pragma: no cover - implied by the check above
             raise LeakageError("scaler fit refused: a window row lies after the cut")

@@ -90,8 +90,7 @@ def _valid_ends(frame: TickerFrame, window: int) -> np.ndarray:
     return ok & (frame.labels != NO_LABEL)
 
 
-def stack_windows(frames: Iterable[TickerFrame], window: int, horizon: int,
-                  *, require_label: bool = True) -> WindowSet:
+def stack_windows(frames: Iterable[TickerFrame], window: int, horizon: int, *, require_label: bool = True) -> WindowSet:
     """Stack per-ticker frames into one WindowSet. With require_label=False, unlabelled recent dates are kept
     (label -1), which is what live prediction needs."""
     rows, row_dates, ends, labels, fwds, tickers, dates = [], [], [], [], [], [], []
@@ -113,20 +112,35 @@ def stack_windows(frames: Iterable[TickerFrame], window: int, horizon: int,
     if not rows:
         raise ValueError("no tickers to build windows from")
     return WindowSet(
-        rows=np.concatenate(rows), row_dates=np.concatenate(row_dates), end_rows=np.concatenate(ends).astype(np.int64),
-        labels=np.concatenate(labels).astype(np.int64), forward_returns=np.concatenate(fwds),
-        tickers=np.concatenate(tickers), dates=np.concatenate(dates), feature_names=names, window=window,
+        rows=np.concatenate(rows),
+        row_dates=np.concatenate(row_dates),
+        end_rows=np.concatenate(ends).astype(np.int64),
+        labels=np.concatenate(labels).astype(np.int64),
+        forward_returns=np.concatenate(fwds),
+        tickers=np.concatenate(tickers),
+        dates=np.concatenate(dates),
+        feature_names=names,
+        window=window,
         horizon=horizon,
     )
 
 
 def _valid_windows(frame: TickerFrame, window: int) -> np.ndarray:
-    no_label = TickerFrame(frame.ticker, frame.features, np.zeros_like(frame.labels), frame.forward_returns, frame.close)
+    no_label = TickerFrame(
+        frame.ticker, frame.features, np.zeros_like(frame.labels), frame.forward_returns, frame.close
+    )
     return _valid_ends(no_label, window)
 
 
-def build_window_set(bars: pd.DataFrame, *, window: int, labels: LabelConfig, features: list[str] | None = None,
-                     progress: bool = False, require_label: bool = True) -> WindowSet:
+def build_window_set(
+    bars: pd.DataFrame,
+    *,
+    window: int,
+    labels: LabelConfig,
+    features: list[str] | None = None,
+    progress: bool = False,
+    require_label: bool = True,
+) -> WindowSet:
     """Long bars of one or more tickers -> WindowSet (features, labels and windows in one call)."""
     indicators: list[Indicator] = resolve(features)
     groups = list(bars.groupby("ticker", sort=True))

@@ -86,7 +86,9 @@ class BiLSTMModel(DirectionModel):
     name = "bilstm"
     uses_sequence = True
 
-    def __init__(self, config: ExperimentConfig | None = None, *, threads: int = 2, progress: bool | None = None):
+    def __init__(
+        self, config: ExperimentConfig | None = None, *, threads: int = 2, progress: bool | None = None
+    ) -> None:
         super().__init__(config)
         self.threads = threads  # torch threads while training (Settings.torch_threads)
         self.progress = progress  # Rich bar per epoch; None = only on a terminal

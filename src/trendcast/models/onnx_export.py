@@ -37,6 +37,7 @@ _EXPORTER_NOISE = (  # torch-internal messages the exporter emits for any LSTM; 
     r"The tensor attributes .*_flat_weights.* were assigned during export",
     r"_check_is_size will be removed",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"The \.grad attribute of a Tensor that is not a leaf Tensor is being accessed",  # dynamo probing parameters
 )
 
 

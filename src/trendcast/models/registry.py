@@ -8,6 +8,7 @@ Examples:
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Any
 
 from trendcast.config import ExperimentConfig
@@ -34,6 +35,16 @@ def model_class(name: str) -> type[DirectionModel]:
     raise ConfigError(f"unknown model {name!r}. {hint}")
 
 
-def create_model(name: str, config: ExperimentConfig | None = None, **options: Any) -> DirectionModel:
-    """A new, unfitted model. `options` go to the class (e.g. threads=2 for "bilstm" and "lightgbm")."""
-    return model_class(name)(config, **options)
+def create_model(
+    name: str, config: ExperimentConfig | None = None, *, threads: int | None = None, **options: Any
+) -> DirectionModel:
+    """A new, unfitted model.
+
+    `threads` goes to the models that use threads ("bilstm": torch, "lightgbm": n_jobs) and is ignored by the others,
+    so callers can pass Settings.torch_threads for any name. Other `options` go to the class as they are (e.g.
+    progress=False for "bilstm"); one it does not take raises TypeError.
+    """
+    cls = model_class(name)
+    if threads is not None and "threads" in inspect.signature(cls.__init__).parameters:
+        options["threads"] = threads
+    return cls(config, **options)

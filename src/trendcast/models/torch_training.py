@@ -263,6 +263,7 @@ def train_classifier(
                 break
         if best.state is not None:
             network.load_state_dict(best.state)
+        optimizer.zero_grad(set_to_none=True)  # no stale gradients on the returned network
         network.eval()
     best_epoch = best.epoch if best.state is not None else len(history)
     return TrainResult(history, best_epoch, best.loss if best.state is not None else None)

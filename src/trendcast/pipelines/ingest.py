@@ -24,8 +24,15 @@ class IngestResult:
         return sum(self.written.values())
 
 
-def ingest(source: PriceSource, store: BarStore, *, tickers: list[str] | None = None, start: str | None = None,
-           end: str | None = None, strict: bool = False) -> IngestResult:
+def ingest(
+    source: PriceSource,
+    store: BarStore,
+    *,
+    tickers: list[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    strict: bool = False,
+) -> IngestResult:
     raw = restrict_dates(source.load(tickers), start, end)
     if raw.empty:
         raise DataError(f"source {source.name!r} returned no rows for the requested tickers and dates")

@@ -44,11 +44,12 @@ def load_universe(settings: Settings, config: ExperimentConfig, *, progress: boo
     bars = BarStore(settings.resolved_database_url).load(config.tickers, config.start, config.end)
     if bars.empty:
         raise DataError("the store holds no bars for this selection; run `trendcast data ingest` first")
-    ws = build_window_set(bars, window=config.window, labels=config.labels, features=config.features,
-                          progress=progress)
+    ws = build_window_set(bars, window=config.window, labels=config.labels, features=config.features, progress=progress)
     if len(ws) == 0:
-        raise DataError(f"no sample has {config.window} days of finite features and a known label; "
-                        "use a shorter --window or more history")
+        raise DataError(
+            f"no sample has {config.window} days of finite features and a known label; "
+            "use a shorter --window or more history"
+        )
     return ws
 
 
@@ -61,18 +62,28 @@ def model_factory(settings: Settings, progress: bool) -> Any:
     return factory
 
 
-def evaluate(settings: Settings, ws: WindowSet, models: list[str], config: ExperimentConfig,
-             *, primary: str | None = None, progress: bool = True, n_boot: int = 1000) -> tuple[WalkForwardResult,
-                                                                                                 dict[str, Any]]:
+def evaluate(
+    settings: Settings,
+    ws: WindowSet,
+    models: list[str],
+    config: ExperimentConfig,
+    *,
+    primary: str | None = None,
+    progress: bool = True,
+    n_boot: int = 1000,
+) -> tuple[WalkForwardResult, dict[str, Any]]:
     """Walk-forward every model on the same folds and build the JSON report."""
     result = run_walk_forward(ws, models, config, progress=progress, factory=model_factory(settings, progress))
     return result, build_report(ws, result, config, primary=primary or models[0], n_boot=n_boot)
 
 
-def build_report(ws: WindowSet, result: WalkForwardResult, config: ExperimentConfig, *, primary: str,
-                 n_boot: int = 1000) -> dict[str, Any]:
-    models = {name: summarise_predictions(frame, n_boot=n_boot, seed=config.seed)
-              for name, frame in result.predictions.items()}
+def build_report(
+    ws: WindowSet, result: WalkForwardResult, config: ExperimentConfig, *, primary: str, n_boot: int = 1000
+) -> dict[str, Any]:
+    models = {
+        name: summarise_predictions(frame, n_boot=n_boot, seed=config.seed)
+        for name, frame in result.predictions.items()
+    }
     report: dict[str, Any] = {
         "report_version": REPORT_VERSION,
         "primary_model": primary,
@@ -101,8 +112,17 @@ def _comparison(result: WalkForwardResult, primary: str, n_boot: int, seed: int)
     frame = result.predictions[primary]
     proba = {n: f[["p_down", "p_neutral", "p_up"]].to_numpy() for n, f in baselines.items()}
     out: dict[str, Any] = {"model": primary, "metric": "accuracy"}
-    out.update(compare_to_best_baseline(frame["label"].to_numpy(), frame[["p_down", "p_neutral", "p_up"]].to_numpy(),
-                                        proba, frame["date"].to_numpy(), "accuracy", n_boot=n_boot, seed=seed))
+    out.update(
+        compare_to_best_baseline(
+            frame["label"].to_numpy(),
+            frame[["p_down", "p_neutral", "p_up"]].to_numpy(),
+            proba,
+            frame["date"].to_numpy(),
+            "accuracy",
+            n_boot=n_boot,
+            seed=seed,
+        )
+    )
     out["verdict"] = verdict(out)
     return out
 
@@ -112,16 +132,21 @@ def verdict(comparison: dict[str, Any]) -> str:
     diff, p = float(comparison["diff"]), float(comparison["p_value"])
     model, base = comparison["model"], comparison["baseline"]
     if diff <= 0:
-        return (f"{model} is WORSE than the best baseline ({base}) by {abs(diff):.2%} accuracy out of sample; "
-                "it is not worth serving on this evidence.")
+        return (
+            f"{model} is WORSE than the best baseline ({base}) by {abs(diff):.2%} accuracy out of sample; "
+            "it is not worth serving on this evidence."
+        )
     if p < 0.05:
         return f"{model} beats the best baseline ({base}) by {diff:.2%} accuracy (one-sided bootstrap p={p:.3f})."
-    return (f"{model} is ahead of the best baseline ({base}) by {diff:.2%} accuracy, but not significantly "
-            f"(one-sided bootstrap p={p:.3f}): treat it as no better.")
+    return (
+        f"{model} is ahead of the best baseline ({base}) by {diff:.2%} accuracy, but not significantly "
+        f"(one-sided bootstrap p={p:.3f}): treat it as no better."
+    )
 
 
-def fit_final(settings: Settings, ws: WindowSet, name: str, config: ExperimentConfig,
-              *, progress: bool = True) -> DirectionModel:
+def fit_final(
+    settings: Settings, ws: WindowSet, name: str, config: ExperimentConfig, *, progress: bool = True
+) -> DirectionModel:
     """The model to serve: fit on every labelled sample up to the last date."""
     return model_factory(settings, progress)(name, config).fit(ws)
 
@@ -172,9 +197,17 @@ def tmp_model_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="trendcast-final-"))
 
 
-def run_training(settings: Settings, config: ExperimentConfig, model: str, *, baselines: bool = True,
-                 register: bool = True, report_path: Path | None = None, progress: bool = True,
-                 n_boot: int = 1000) -> TrainOutcome:
+def run_training(
+    settings: Settings,
+    config: ExperimentConfig,
+    model: str,
+    *,
+    baselines: bool = True,
+    register: bool = True,
+    report_path: Path | None = None,
+    progress: bool = True,
+    n_boot: int = 1000,
+) -> TrainOutcome:
     """The tracked training job behind `trendcast train` and `make run`."""
     from trendcast import tracking
 
@@ -211,8 +244,9 @@ def _log_evaluation(report: dict[str, Any], result: WalkForwardResult, primary: 
         for fold, fold_summary in summary["folds"].items():
             tracking.log_metrics(fold_summary["metrics"], prefix=f"{name}.fold{fold}.")
     if report["comparison"]:
-        tracking.log_metrics({k: v for k, v in report["comparison"].items() if k not in {"model", "baseline"}},
-                             prefix="comparison.")
+        tracking.log_metrics(
+            {k: v for k, v in report["comparison"].items() if k not in {"model", "baseline"}}, prefix="comparison."
+        )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name, frame in result.predictions.items():
@@ -232,7 +266,13 @@ def _confusion_pngs(report: dict[str, Any], folder: Path) -> list[Path]:
     return [confusion_matrices(matrices, folder / "confusion_matrices.png")]
 
 
-def log_extras(settings: Settings, config: ExperimentConfig, result: WalkForwardResult, final: DirectionModel,
-               ws: WindowSet, primary: str) -> dict[str, Any]:
+def log_extras(
+    settings: Settings,
+    config: ExperimentConfig,
+    result: WalkForwardResult,
+    final: DirectionModel,
+    ws: WindowSet,
+    primary: str,
+) -> dict[str, Any]:
     """Hooks for later stages (backtest, explanations) that log into the same run; returns report additions."""
     return {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,36 +17,12 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from trendcast.backtest.engine import METRIC_NAMES, BacktestResult
+from trendcast.backtest.engine import BacktestResult
+from trendcast.reporting.formatting import METRIC_FORMATS, format_value, metric_rows
 from trendcast.reporting.plots import Chart, figures, has_labels
 
 TEMPLATE = "report.html.j2"
 MAX_TRADE_ROWS = 50
-
-# How each metric is shown: label and format ("pct" = percent, "num" = 2 decimals, "int" = whole number).
-METRIC_FORMATS: dict[str, tuple[str, str]] = {
-    "total_return": ("Total return", "pct"),
-    "cagr": ("CAGR", "pct"),
-    "volatility": ("Volatility (ann.)", "pct"),
-    "sharpe": ("Sharpe", "num"),
-    "sortino": ("Sortino", "num"),
-    "calmar": ("Calmar", "num"),
-    "max_drawdown": ("Max drawdown", "pct"),
-    "max_drawdown_days": ("Longest drawdown (calendar days)", "int"),
-    "max_drawdown_bars": ("Longest drawdown (trading days)", "int"),
-    "win_rate_days": ("Win rate (days)", "pct"),
-    "profit_factor": ("Profit factor (days)", "num"),
-    "avg_win": ("Average winning day", "pct"),
-    "avg_loss": ("Average losing day", "pct"),
-    "beta": ("Beta to benchmark", "num"),
-    "alpha": ("Alpha (ann.)", "pct"),
-    "n_trades": ("Trades", "int"),
-    "win_rate_trades": ("Win rate (trades)", "pct"),
-    "avg_trade_return": ("Average trade", "pct"),
-    "turnover": ("Turnover (x capital / year)", "num"),
-    "exposure": ("Exposure (avg. gross)", "pct"),
-    "total_costs": ("Costs paid (sum of daily)", "pct"),
-}
 
 
 @dataclass(frozen=True)
@@ -57,31 +32,6 @@ class EmbeddedChart:
     data_uri: str
 
 
-def format_value(value: object, kind: str = "num") -> str:
-    """A metric as text: percent, 2 decimals or a whole number; '–' for NaN, '∞' for infinity."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return str(value)
-    number = float(value)
-    if math.isnan(number):
-        return "–"
-    if math.isinf(number):
-        return "∞" if number > 0 else "-∞"
-    if kind == "pct":
-        return f"{number * 100:.2f}%"
-    if kind == "int":
-        return f"{number:,.0f}"
-    return f"{number:,.2f}"
-
-
-def metric_rows(result: BacktestResult) -> list[dict[str, str]]:
-    rows = []
-    for name in METRIC_NAMES:
-        label, kind = METRIC_FORMATS.get(name, (name, "num"))
-        rows.append({"name": name, "label": label, "strategy": format_value(result.metrics["strategy"][name], kind),
-                     "benchmark": format_value(result.metrics["benchmark"][name], kind)})
-    return rows
-
-
 def _embed(chart: Chart) -> EmbeddedChart:
     buffer = io.BytesIO()
     chart.figure.savefig(buffer, format="png")
@@ -89,26 +39,50 @@ def _embed(chart: Chart) -> EmbeddedChart:
     return EmbeddedChart(chart.name, chart.title, f"data:image/png;base64,{encoded}")
 
 
-def _table_html(frame: pd.DataFrame, percent_columns: tuple[str, ...] = ()) -> Markup:
+def _table_html(
+    frame: pd.DataFrame, percent_columns: tuple[str, ...] = (), labels: Mapping[str, str] | None = None
+) -> Markup:
+    """A frame as an escaped HTML table: numbers formatted, a meaningful index turned into the first column."""
     shown = frame.copy()
+    if not isinstance(shown.index, pd.RangeIndex):
+        shown = shown.reset_index(names=shown.index.name or "")
     for column in shown.columns:
+        values = shown[column]
+        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+            continue
         kind = "pct" if column in percent_columns else METRIC_FORMATS.get(str(column), ("", "num"))[1]
-        if pd.api.types.is_numeric_dtype(shown[column]) and not pd.api.types.is_bool_dtype(shown[column]):
-            shown[column] = [format_value(v, kind) for v in shown[column]]
-    return Markup(shown.to_html(classes="data", border=0, escape=True, na_rep="–"))  # pandas escapes the cells
+        kind = "int" if pd.api.types.is_integer_dtype(values) else kind
+        shown[column] = [format_value(v, kind) for v in values]
+    shown = shown.rename(columns=dict(labels or {}))
+    return Markup(shown.to_html(classes="data", border=0, escape=True, na_rep="–", index=False))  # pandas escapes
+
+
+_TICKER_COLUMNS = {
+    "total_return": "Total return",
+    "cagr": "CAGR",
+    "sharpe": "Sharpe",
+    "max_drawdown": "Max drawdown",
+    "n_trades": "Trades",
+    "win_rate_trades": "Win rate (trades)",
+    "exposure": "Exposure",
+    "turnover": "Turnover",
+    "total_costs": "Costs",
+    "benchmark_total_return": "Buy & hold return",
+    "benchmark_sharpe": "Buy & hold Sharpe",
+}
 
 
 def _ticker_table(result: BacktestResult) -> Markup:
-    columns = ["total_return", "cagr", "sharpe", "max_drawdown", "n_trades", "win_rate_trades", "exposure",
-               "turnover", "total_costs", "benchmark_total_return", "benchmark_sharpe"]
-    frame = result.ticker_metrics[columns].copy()
-    return _table_html(frame, percent_columns=("benchmark_total_return",))
+    frame = result.ticker_metrics[list(_TICKER_COLUMNS)]
+    return _table_html(frame, percent_columns=("benchmark_total_return",), labels=_TICKER_COLUMNS)
 
 
 def _trades_table(result: BacktestResult) -> Markup:
-    trades = result.trades.sort_values("entry_date", ascending=False).head(MAX_TRADE_ROWS).copy()
+    trades = result.trades.sort_values(["entry_date", "ticker"], ascending=[False, True]).head(MAX_TRADE_ROWS)
+    trades = trades.reset_index(drop=True)
     for column in ("entry_date", "exit_date"):
         trades[column] = trades[column].dt.strftime("%Y-%m-%d").fillna("open")
+    trades["open"] = trades["open"].map({True: "yes", False: ""})
     return _table_html(trades, percent_columns=("return", "size"))
 
 
@@ -116,20 +90,24 @@ def _settings(result: BacktestResult) -> dict[str, str]:
     config = result.config
     return {
         "Period": f"{result.returns.index[0]:%Y-%m-%d} → {result.returns.index[-1]:%Y-%m-%d} "
-                  f"({len(result.returns)} trading days)",
+        f"({len(result.returns)} trading days)",
         "Tickers": str(result.ticker_returns.shape[1]),
         "Positions": ("long/short" if config.long_short else "long/flat") + f", {config.sizing} sizing",
         "Entry threshold": f"P > {config.entry_threshold:.2f}",
         "Execution": config.execution.replace("_", " "),
         "Costs": f"{config.commission_bps:g} bps commission + {config.slippage_bps:g} bps slippage per unit turnover"
-                 + (f", borrow {config.borrow_bps_annual:g} bps/year" if config.borrow_bps_annual else ""),
+        + (f", borrow {config.borrow_bps_annual:g} bps/year" if config.borrow_bps_annual else ""),
         "Risk-free rate": f"{config.risk_free_rate * 100:.2f}% a year",
     }
 
 
-def render_report(result: BacktestResult, predictions: pd.DataFrame | None = None, *,
-                  title: str = "trendcast backtest",
-                  extra_tables: Mapping[str, pd.DataFrame] | None = None) -> str:
+def render_report(
+    result: BacktestResult,
+    predictions: pd.DataFrame | None = None,
+    *,
+    title: str = "trendcast backtest",
+    extra_tables: Mapping[str, pd.DataFrame] | None = None,
+) -> str:
     """The report as an HTML string (see write_report)."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -152,8 +130,14 @@ def render_report(result: BacktestResult, predictions: pd.DataFrame | None = Non
     )
 
 
-def write_report(result: BacktestResult, predictions: pd.DataFrame | None, out_path: str | Path, *,
-                 title: str = "trendcast backtest", extra_tables: Mapping[str, pd.DataFrame] | None = None) -> Path:
+def write_report(
+    result: BacktestResult,
+    predictions: pd.DataFrame | None,
+    out_path: str | Path,
+    *,
+    title: str = "trendcast backtest",
+    extra_tables: Mapping[str, pd.DataFrame] | None = None,
+) -> Path:
     """Write the self-contained HTML report and return its path.
 
     `predictions` (with a `label` column) adds the confusion matrix and calibration plot; `extra_tables` maps a

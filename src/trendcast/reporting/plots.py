@@ -105,7 +105,7 @@ def distribution_figure(result: BacktestResult) -> Figure:
     figure, ax = _figure(height=3.2)
     both = _both(result)
     pooled = np.concatenate([returns.to_numpy() for returns, _ in both.values()]) * 100
-    bins = np.histogram_bin_edges(pooled[np.isfinite(pooled)], bins=60)
+    bins = np.histogram_bin_edges(pooled[np.isfinite(pooled)], bins=60).tolist()
     for label, (returns, color) in both.items():
         ax.hist(returns.to_numpy() * 100, bins=bins, label=label, color=color, alpha=0.55)
     ax.set(title="Distribution of daily returns", xlabel="daily return (%)", ylabel="days")
@@ -148,9 +148,17 @@ def calibration_table(predictions: pd.DataFrame, bins: int = CALIBRATION_BINS) -
         predicted = np.bincount(bin_id, weights=probability, minlength=bins)
         observed = np.bincount(bin_id, weights=(truth == index).astype(np.float64), minlength=bins)
         keep = count > 0
-        parts.append(pd.DataFrame({"class": CLASS_NAMES[index], "bin": np.flatnonzero(keep),
-                                   "mean_predicted": predicted[keep] / count[keep],
-                                   "observed": observed[keep] / count[keep], "count": count[keep]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "class": CLASS_NAMES[index],
+                    "bin": np.flatnonzero(keep),
+                    "mean_predicted": predicted[keep] / count[keep],
+                    "observed": observed[keep] / count[keep],
+                    "count": count[keep],
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -175,8 +183,13 @@ def calibration_figure(predictions: pd.DataFrame, bins: int = CALIBRATION_BINS) 
     for name, color in zip(CLASS_NAMES, ("#c0392b", "#7f8c8d", "#27ae60"), strict=True):
         part = table.loc[table["class"] == name]
         ax.plot(part["mean_predicted"], part["observed"], marker="o", color=color, label=f"P({name})")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted probability", ylabel="observed frequency",
-           title="Calibration (reliability) of the probabilities")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="mean predicted probability",
+        ylabel="observed frequency",
+        title="Calibration (reliability) of the probabilities",
+    )
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     return figure

@@ -1,6 +1,9 @@
 """What routes depend on, as `Annotated` aliases: the services of this worker, the current model, the store, and
 the guards (API key, admin key, rate limit) that routers attach.
 
+Every dependency is `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool, and that hop
+cost more than the rest of a prediction request's framework overhead together.
+
 `Services` is built once per worker by the lifespan in `app.py` and kept on `app.state.services`. Tests override
 the model through `create_app(settings, model_loader=...)`, the same seam production uses.
 """
@@ -70,7 +73,7 @@ class Services:
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -78,14 +81,14 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_model(services: ServicesDep) -> ServingModel:
+async def get_model(services: ServicesDep) -> ServingModel:
     """The current model; the reference is read once, so a reload during the request does not affect it."""
     current = services.slot.current
     if current is None:
@@ -97,7 +100,7 @@ def get_model(services: ServicesDep) -> ServingModel:
 ModelDep = Annotated[ServingModel, Depends(get_model)]
 
 
-def get_store(services: ServicesDep) -> BarStore:
+async def get_store(services: ServicesDep) -> BarStore:
     return services.store.get()
 
 

@@ -285,13 +285,18 @@ class ModelSlot:
 class BodyScan:
     """What a byte scan of the raw body rules out, so that the common body skips the slower exact checks."""
 
-    numbers_only: bool  # a {"sequence": ...} body with no JSON string, boolean or null besides its one key
-    may_hold_bools: bool  # `true` or `false` occurs somewhere in the body
+    numbers_only: bool  # a one-key body (e.g. {"sequence": ...}) with no string, true, false or null as a value
+    may_hold_bools: bool  # `true` or `false` may occur in the body
 
     @classmethod
     def of(cls, raw: bytes) -> BodyScan:
-        bools = b"true" in raw or b"false" in raw
-        return cls(raw.count(b'"') == 2 and not bools and b"null" not in raw, bools)
+        """Single-byte searches only (memchr speed): after the first key's closing quote, a body of numbers has no
+        further quote and none of the letters t, f, n that begin true, false and null (exponents use e/E)."""
+        first = raw.find(b'"')
+        end = raw.find(b'"', first + 1) + 1 if first >= 0 else 0
+        if end > 0 and all(raw.find(c, end) < 0 for c in (b'"', b"t", b"f", b"n")):
+            return cls(numbers_only=True, may_hold_bools=False)
+        return cls(numbers_only=False, may_hold_bools=b"true" in raw or b"false" in raw)
 
 
 EXACT = BodyScan(numbers_only=False, may_hold_bools=True)  # no raw body to scan: check everything

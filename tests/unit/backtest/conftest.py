@@ -6,17 +6,27 @@ import numpy as np
 import pandas as pd
 
 
-def hand_bars(closes: dict[str, list[float]], opens: dict[str, list[float]] | None = None,
-              start: str = "2021-01-04") -> pd.DataFrame:
+def hand_bars(
+    closes: dict[str, list[float]], opens: dict[str, list[float]] | None = None, start: str = "2021-01-04"
+) -> pd.DataFrame:
     """Long bars from close (and open) lists; NaN closes mean the ticker has no bar that day."""
     dates = pd.bdate_range(start, periods=len(next(iter(closes.values()))))
     frames = []
     for ticker, close in closes.items():
         close_arr = np.asarray(close, dtype=float)
         open_arr = np.asarray(opens[ticker], dtype=float) if opens else close_arr.copy()
-        frame = pd.DataFrame({"ticker": ticker, "date": dates, "open": open_arr, "high": np.fmax(open_arr, close_arr),
-                              "low": np.fmin(open_arr, close_arr), "close": close_arr, "volume": 1e6,
-                              "adj_close": close_arr})
+        frame = pd.DataFrame(
+            {
+                "ticker": ticker,
+                "date": dates,
+                "open": open_arr,
+                "high": np.fmax(open_arr, close_arr),
+                "low": np.fmin(open_arr, close_arr),
+                "close": close_arr,
+                "volume": 1e6,
+                "adj_close": close_arr,
+            }
+        )
         frames.append(frame.dropna(subset=["close"]))
     return pd.concat(frames, ignore_index=True)
 
@@ -25,11 +35,18 @@ def signal_predictions(bars: pd.DataFrame, signals: dict[str, list[int]], start:
     """Predictions from per-ticker signal lists (1 = up, -1 = down, 0 = neutral) from the `start`-th bar on."""
     rows = []
     for ticker, values in signals.items():
-        dates = bars.loc[bars["ticker"] == ticker, "date"].to_numpy()[start:start + len(values)]
+        dates = bars.loc[bars["ticker"] == ticker, "date"].to_numpy()[start : start + len(values)]
         for date, value in zip(dates, values, strict=True):
             probabilities = {1: (0.1, 0.1, 0.8), -1: (0.8, 0.1, 0.1), 0: (0.1, 0.8, 0.1)}[value]
-            rows.append({"ticker": ticker, "date": date, "p_down": probabilities[0], "p_neutral": probabilities[1],
-                         "p_up": probabilities[2]})
+            rows.append(
+                {
+                    "ticker": ticker,
+                    "date": date,
+                    "p_down": probabilities[0],
+                    "p_neutral": probabilities[1],
+                    "p_up": probabilities[2],
+                }
+            )
     return pd.DataFrame(rows)
 
 

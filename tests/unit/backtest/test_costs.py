@@ -35,8 +35,9 @@ def test_net_is_gross_after_costs_every_day() -> None:
     cost = result.costs.to_numpy()
     gross = result.ticker_returns.to_numpy()  # recompute gross from the factors: net = (1 + gross)(1 - cost) - 1
     implied_gross = (1 + gross) / (1 - cost) - 1
-    free = run_backtest(random_predictions(bars, seed=22), bars, BacktestConfig(long_short=True, commission_bps=0,
-                                                                               slippage_bps=0))
+    free = run_backtest(
+        random_predictions(bars, seed=22), bars, BacktestConfig(long_short=True, commission_bps=0, slippage_bps=0)
+    )
     np.testing.assert_allclose(implied_gross, free.ticker_returns.to_numpy(), atol=1e-14)
     np.testing.assert_allclose(result.gross_returns.to_numpy(), free.returns.to_numpy(), atol=1e-14)
 
@@ -63,8 +64,10 @@ def test_commission_and_slippage_add_up() -> None:
 def test_zero_and_high_costs_bracket_the_default() -> None:
     bars = random_walk_bars(n_tickers=4, n_days=200, seed=25)
     predictions = random_predictions(bars, seed=26)
-    runs = {bps: run_backtest(predictions, bars, BacktestConfig(commission_bps=bps / 2, slippage_bps=bps / 2))
-            for bps in (0.0, 10.0, 50.0)}
+    runs = {
+        bps: run_backtest(predictions, bars, BacktestConfig(commission_bps=bps / 2, slippage_bps=bps / 2))
+        for bps in (0.0, 10.0, 50.0)
+    }
     totals = [runs[bps].metrics["strategy"]["total_return"] for bps in (0.0, 10.0, 50.0)]
     sharpes = [runs[bps].metrics["strategy"]["sharpe"] for bps in (0.0, 10.0, 50.0)]
     assert totals[0] > totals[1] > totals[2]

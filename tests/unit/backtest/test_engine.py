@@ -32,8 +32,9 @@ def test_next_close_earns_from_the_close_after_the_signal() -> None:
 
 def test_next_open_enters_at_the_next_open() -> None:
     bars = hand_bars({"A": CLOSES}, {"A": OPENS})
-    result = run_backtest(signal_predictions(bars, {"A": [0, 1, 1, 0]}), bars, FREE.model_copy(
-        update={"execution": "next_open"}))
+    result = run_backtest(
+        signal_predictions(bars, {"A": [0, 1, 1, 0]}), bars, FREE.model_copy(update={"execution": "next_open"})
+    )
     c, o = np.asarray(CLOSES), np.asarray(OPENS)
     # enter at open[2]: open->close on bar 2, close->close on bar 3, exit at open[4]: gap close[3]->open[4]
     expected = np.array([0.0, c[2] / o[2] - 1, c[3] / c[2] - 1, o[4] / c[3] - 1, 0.0])
@@ -59,8 +60,9 @@ def test_confidence_sizing_scales_the_returns() -> None:
     held = fixed.positions.shift(1).fillna(0.0)
     size = sized.positions.shift(1).fillna(0.0)
     moves = fixed.ticker_returns.where(held != 0) / held  # the market move on bars held long
-    np.testing.assert_allclose((sized.ticker_returns.where(held != 0)).to_numpy(), (moves * size).to_numpy(),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        (sized.ticker_returns.where(held != 0)).to_numpy(), (moves * size).to_numpy(), atol=1e-12
+    )
 
 
 def test_portfolio_and_benchmark_over_a_union_of_dates() -> None:
@@ -154,23 +156,35 @@ def test_load_predictions_round_trip(tmp_path: Path, suffix: str) -> None:
 
 def test_load_predictions_names_the_missing_column(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
-    pd.DataFrame({"ticker": ["A"], "date": ["2021-01-04"], "p_down": [0.2], "p_neutral": [0.3],
-                  "prob_up": [0.5]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"ticker": ["A"], "date": ["2021-01-04"], "p_down": [0.2], "p_neutral": [0.3], "prob_up": [0.5]}
+    ).to_csv(path, index=False)
     with pytest.raises(SchemaError, match="missing column 'p_up'") as info:
         load_predictions(path)
     assert info.value.column == "p_up"
     assert "prob_up" in str(info.value)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"p_up": [0.9, 0.5]}, "!= 1"),
-    ({"p_up": ["x", 0.5]}, "not probabilities"),
-    ({"model": ["a", "b"]}, "2 models"),
-    ({"date": ["2021-01-04", "2021-01-04"]}, "share a"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"p_up": [0.9, 0.5]}, "!= 1"),
+        ({"p_up": ["x", 0.5]}, "not probabilities"),
+        ({"model": ["a", "b"]}, "2 models"),
+        ({"date": ["2021-01-04", "2021-01-04"]}, "share a"),
+    ],
+)
 def test_load_predictions_refuses_bad_values(tmp_path: Path, change: dict[str, list[object]], message: str) -> None:
-    frame = pd.DataFrame({"ticker": ["A", "A"], "date": ["2021-01-04", "2021-01-05"], "p_down": [0.2, 0.2],
-                          "p_neutral": [0.3, 0.3], "p_up": [0.5, 0.5], "model": ["a", "a"]})
+    frame = pd.DataFrame(
+        {
+            "ticker": ["A", "A"],
+            "date": ["2021-01-04", "2021-01-05"],
+            "p_down": [0.2, 0.2],
+            "p_neutral": [0.3, 0.3],
+            "p_up": [0.5, 0.5],
+            "model": ["a", "a"],
+        }
+    )
     path = tmp_path / "p.csv"
     frame.assign(**change).to_csv(path, index=False)
     with pytest.raises(SchemaError, match=message):
@@ -181,5 +195,5 @@ def test_load_predictions_file_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         load_predictions(tmp_path / "nope.parquet")
     (tmp_path / "p.json").write_text("{}")
-    with pytest.raises(SchemaError, match="csv or .parquet"):
+    with pytest.raises(SchemaError, match=r"csv or \.parquet"):
         load_predictions(tmp_path / "p.json")

@@ -70,8 +70,10 @@ def test_label_and_forward_return_columns_are_never_read(walk: pd.DataFrame) -> 
     predictions = random_predictions(walk, 4)
     predictions["forward_return"] = _future_return(walk, 0, 1)
     predictions["label"] = np.where(predictions["forward_return"] > 0, 2, 0)
-    scrambled = predictions.assign(label=predictions["label"].sample(frac=1.0, random_state=0).to_numpy(),
-                                   forward_return=-predictions["forward_return"])
+    scrambled = predictions.assign(
+        label=predictions["label"].sample(frac=1.0, random_state=0).to_numpy(),
+        forward_return=-predictions["forward_return"],
+    )
     a, b = run_backtest(predictions, walk), run_backtest(scrambled, walk)
     pd.testing.assert_series_equal(a.returns, b.returns)
 

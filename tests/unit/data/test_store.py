@@ -63,5 +63,6 @@ def test_summaries(tmp_path: Path) -> None:
     summary = {s.ticker: s for s in store.tickers()}
     assert summary["RW002"].rows == 50
     assert summary["RW002"].first == bars["date"].min()
-    assert np.isclose(store.load(start=str(bars["date"].iloc[10].date()))["date"].min().value,
-                      bars["date"].iloc[10].value)
+    assert np.isclose(
+        store.load(start=str(bars["date"].iloc[10].date()))["date"].min().value, bars["date"].iloc[10].value
+    )

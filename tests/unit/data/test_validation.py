@@ -92,8 +92,9 @@ ROW_CASES = [
 
 
 @pytest.mark.parametrize(("kind", "rows", "kept"), ROW_CASES)
-def test_row_problems_are_counted_and_fixed(kind: str, rows: list[tuple[str, float, float, float, float, float]],
-                                           kept: int) -> None:
+def test_row_problems_are_counted_and_fixed(
+    kind: str, rows: list[tuple[str, float, float, float, float, float]], kept: int
+) -> None:
     clean, report = validate_bars(_bars(rows))
     assert report.counts[kind] == 1
     assert report.examples[kind] == ["T 2020-01-02"]

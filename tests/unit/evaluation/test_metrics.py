@@ -62,7 +62,7 @@ def _softmax_panel(n_days: int, per_day: int, skill: float, seed: int) -> tuple[
 def _with_skill(y: np.ndarray, skill: float, seed: int) -> np.ndarray:
     logits = np.random.default_rng(seed).normal(size=(len(y), 3))
     logits[np.arange(len(y)), y] += skill
-    return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return np.asarray(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True))
 
 
 def _predict(pred: np.ndarray, confidence: float = 0.8) -> np.ndarray:
@@ -326,8 +326,11 @@ def test_ic_equals_pandas_pearson_and_spearman_per_day() -> None:
     frame = _ic_frame()
     out = information_coefficients(frame["date"], frame["score"], frame["ret"], daily=True)
     usable = frame[frame["date"] <= "2024-01-03"]  # 01-04 has one ticker, 01-05 a constant score
-    pearson = usable.groupby("date").apply(lambda g: g["score"].corr(g["ret"]), include_groups=False)
-    spearman = usable.groupby("date").apply(lambda g: spearmanr(g["score"], g["ret"])[0], include_groups=False)
+    groups = dict(list(usable.groupby("date")))
+    pearson = pd.Series({day: g["score"].corr(g["ret"]) for day, g in groups.items()})
+    spearman = pd.Series({day: g["score"].corr(g["ret"], method="spearman") for day, g in groups.items()})
+    scipy_rho = [spearmanr(g["score"], g["ret"]).statistic for g in groups.values()]
+    np.testing.assert_allclose(spearman.to_numpy(), scipy_rho, rtol=1e-12)
     np.testing.assert_allclose(out["daily_ic"].to_numpy(), pearson.to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(out["daily_rank_ic"].to_numpy(), spearman.to_numpy(), rtol=1e-12)
     assert list(out["daily_ic"].index) == list(pearson.index)
@@ -337,6 +340,9 @@ def test_ic_equals_pandas_pearson_and_spearman_per_day() -> None:
     assert out["icir"] == pytest.approx(pearson.mean() / pearson.std(ddof=1))
     assert out["rank_icir"] == pytest.approx(spearman.mean() / spearman.std(ddof=1))
     assert "daily_ic" not in information_coefficients(frame["date"], frame["score"], frame["ret"])
+    wide = information_coefficients(frame["date"], frame["score"], frame["ret"], min_tickers=5)
+    assert wide["n_days"] == 1  # only 2024-01-03 has five tickers
+    assert wide["ic_mean"] == pytest.approx(pearson.iloc[1])
 
 
 def test_ic_is_nan_without_enough_days() -> None:

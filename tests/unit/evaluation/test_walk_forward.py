@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +32,7 @@ def test_splits_are_ordered_purged_and_cover_the_tail(horizon: int, scheme: str)
         gap = cal.index(fold.test_start) - cal.index(fold.train_end) - 1
         assert gap == horizon + 2  # purge = horizon, plus the embargo
         assert fold.train_start <= fold.train_end < fold.test_start <= fold.test_end
-    for a, b in zip(folds, folds[1:], strict=False):
+    for a, b in itertools.pairwise(folds):
         assert cal.index(b.test_start) == cal.index(a.test_end) + 1
     lengths = [cal.index(f.train_end) - cal.index(f.train_start) for f in folds]
     if scheme == "expanding":

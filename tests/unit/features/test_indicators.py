@@ -66,8 +66,11 @@ def test_adjustment_uses_adjusted_close() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(cut=st.integers(min_value=60, max_value=280), scale=st.floats(min_value=0.5, max_value=2.0),
-       seed=st.integers(0, 1000))
+@given(
+    cut=st.integers(min_value=60, max_value=280),
+    scale=st.floats(min_value=0.5, max_value=2.0),
+    seed=st.integers(0, 1000),
+)
 def test_no_feature_looks_ahead(cut: int, scale: float, seed: int) -> None:
     """Changing any bar after t leaves every feature at or before t unchanged."""
     rng = np.random.default_rng(seed)

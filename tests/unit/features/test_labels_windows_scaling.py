@@ -52,7 +52,7 @@ def test_label_at_t_depends_only_on_t_to_t_plus_horizon(t: int, horizon: int, se
     base, _ = direction_labels(close, config)
     changed = close.copy()
     changed[t + horizon + 1 :] *= rng.uniform(0.5, 1.5, len(changed[t + horizon + 1 :]))
-    changed[: t] *= rng.uniform(0.5, 1.5, t)
+    changed[:t] *= rng.uniform(0.5, 1.5, t)
     after, _ = direction_labels(changed, config)
     assert base[t] == after[t]
 

@@ -95,8 +95,15 @@ def test_fit_without_valid_uses_a_purged_time_ordered_tail(small_split: Split, m
     seen: dict[str, WindowSet] = {}
     real = bilstm_attention.train_classifier
 
-    def spy(network: torch.nn.Module, train_x: WindowSet, train_y: np.ndarray, valid_x: WindowSet,
-            valid_y: np.ndarray, *args: Any, **kwargs: Any) -> TrainResult:
+    def spy(
+        network: torch.nn.Module,
+        train_x: WindowSet,
+        train_y: np.ndarray,
+        valid_x: WindowSet,
+        valid_y: np.ndarray,
+        *args: Any,
+        **kwargs: Any,
+    ) -> TrainResult:
         seen.update(train=train_x, valid=valid_x)
         return real(network, train_x, train_y, valid_x, valid_y, *args, **kwargs)
 
@@ -117,8 +124,9 @@ def test_fit_without_valid_uses_a_purged_time_ordered_tail(small_split: Split, m
 
 def test_a_small_bilstm_finds_the_planted_signal(planted_split: Split) -> None:
     train, test = planted_split
-    config = tiny_config(hidden1=16, hidden2=8, attention_dim=8, dense=8, dropout=0.0, batch_size=128,
-                         learning_rate=0.01, epochs=6)
+    config = tiny_config(
+        hidden1=16, hidden2=8, attention_dim=8, dense=8, dropout=0.0, batch_size=128, learning_rate=0.01, epochs=6
+    )
     model = BiLSTMModel(config, threads=1).fit(train)
     accuracy = float(np.mean(model.predict_proba(test).argmax(axis=1) == test.labels))
     assert accuracy > majority_rate(test.labels) + 0.1

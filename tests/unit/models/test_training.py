@@ -53,9 +53,9 @@ def test_validation_tail_is_time_ordered_with_a_purge_gap(small_set: WindowSet) 
     assert train.dates.max() < valid.dates.min()
     between = dates[(dates > train.dates.max()) & (dates < valid.dates.min())]
     assert len(between) == horizon
-    assert len(train) + len(valid) == int(np.isin(small_set.dates, dates[: len(dates) - n_valid - horizon]).sum()) + int(
-        np.isin(small_set.dates, dates[-n_valid:]).sum()
-    )
+    assert len(train) + len(valid) == int(
+        np.isin(small_set.dates, dates[: len(dates) - n_valid - horizon]).sum()
+    ) + int(np.isin(small_set.dates, dates[-n_valid:]).sum())
 
 
 def test_validation_tail_refuses_too_few_dates(small_set: WindowSet) -> None:
@@ -97,8 +97,17 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(160, 6, 3)).astype(np.float32)
     y = rng.integers(0, 3, 160)  # pure noise: the validation loss soon rises as the network memorises
-    cfg = BiLSTMConfig(hidden1=16, hidden2=8, attention_dim=8, dense=8, dropout=0.0, learning_rate=0.03,
-                       batch_size=32, epochs=30, patience=3)
+    cfg = BiLSTMConfig(
+        hidden1=16,
+        hidden2=8,
+        attention_dim=8,
+        dense=8,
+        dropout=0.0,
+        learning_rate=0.03,
+        batch_size=32,
+        epochs=30,
+        patience=3,
+    )
     net = _network(config=cfg)
     result = train_classifier(net, x[:96], y[:96], x[96:], y[96:], cfg, seed=0, threads=1)
     losses = [row["valid_loss"] for row in result.history]
@@ -167,4 +176,3 @@ def test_bad_labels_are_refused(labels: np.ndarray, message: str) -> None:
     x, _ = _arrays(4, seed=6)
     with pytest.raises(ModelError, match=message):
         train_classifier(_network(), x, labels, None, None, TINY, seed=0, threads=1)
-

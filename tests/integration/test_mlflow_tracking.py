@@ -1,0 +1,120 @@
+"""MLflow: a tiny model trained into a temporary store comes back by alias with the same predictions; the same
+against a real `mlflow server` process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from tests.conftest import require_service
+from trendcast.config import BiLSTMConfig, ExperimentConfig, LabelConfig, Settings, WalkForwardConfig
+from trendcast.data.sources import InMemorySource
+from trendcast.data.store import BarStore
+from trendcast.data.synthetic import planted_signal_bars
+from trendcast.pipelines.ingest import ingest
+from trendcast.pipelines.train import load_universe, run_training
+from trendcast.tracking import load_champion
+
+pytestmark = pytest.mark.integration
+
+TINY = ExperimentConfig(
+    window=12,
+    labels=LabelConfig(horizon=1, threshold=0.002),
+    walk_forward=WalkForwardConfig(folds=2, min_train_fraction=0.6),
+    bilstm=BiLSTMConfig(hidden1=8, hidden2=4, attention_dim=8, dense=8, epochs=2, batch_size=64, patience=1),
+)
+
+
+def _settings(tmp_path: Path, tracking_uri: str | None = None) -> Settings:
+    settings = Settings(data_dir=tmp_path / "data", mlflow_tracking_uri=tracking_uri, torch_threads=1)
+    ingest(
+        InMemorySource(planted_signal_bars(n_tickers=2, n_days=260, seed=3)), BarStore(settings.resolved_database_url)
+    )
+    return settings
+
+
+def _check_round_trip(settings: Settings, model: str) -> None:
+    outcome = run_training(
+        settings, TINY, model, baselines=True, progress=False, n_boot=50, report_path=settings.data_dir / "report.json"
+    )
+    assert outcome.registered is not None and outcome.registered.alias == "champion"
+    loaded = load_champion(settings)
+    ws = load_universe(settings, TINY, progress=False)
+    assert outcome.final_model is not None
+    np.testing.assert_allclose(loaded.model.predict_proba(ws), outcome.final_model.predict_proba(ws), atol=1e-6)
+    report = json.loads((settings.data_dir / "report.json").read_text())
+    assert set(report["models"]) == {model, "majority", "momentum", "logreg", "lightgbm"} | {model}
+    assert report["comparison"]["model"] == model
+    # the pyfunc flavour works for any MLflow user
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.registered_model_name}@champion")
+    x = loaded.model.scaler.transform(ws).windows(np.arange(5))  # type: ignore[union-attr]
+    np.testing.assert_allclose(pyfunc.predict(x), outcome.final_model.predict_scaled(x), atol=1e-6)
+    # a second registration becomes the challenger; the champion stays
+    second = run_training(settings, TINY, model, baselines=False, progress=False, n_boot=20)
+    assert second.registered is not None and second.registered.alias == "challenger"
+    assert load_champion(settings).version == outcome.registered.version
+
+
+def test_sqlite_store_round_trip_by_alias(tmp_path: Path) -> None:
+    _check_round_trip(_settings(tmp_path), "bilstm")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    store = tmp_path / "server"
+    store.mkdir()
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{store / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(store / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        import httpx
+
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        require_service("mlflow server", lambda: proc.poll() is None and httpx.get(f"{url}/health").is_success)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_real_mlflow_server_round_trip(tmp_path: Path, mlflow_server: str) -> None:
+    _check_round_trip(_settings(tmp_path, mlflow_server), "logreg")
