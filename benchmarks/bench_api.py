@@ -12,7 +12,8 @@ What it does:
    process on 127.0.0.1, sharing the machine's cores) at each connection count, and reads requests/s,
    p50/p95/p99 latency and errors (non-2xx, socket errors, timeouts) from wrk's Lua `done` hook;
 4. repeats 2-3 with the same model minus its ONNX file, i.e. the plain PyTorch-eager path, and prints both and the
-   ratio.
+   ratio, with the server's CPU time per request (all its processes), which other load on the machine skews less
+   than requests/s.
 
 If wrk is missing it says how to install it (`apt-get install -y wrk`) and stops.
 """
@@ -63,6 +64,20 @@ class Result:
     p95_ms: float
     p99_ms: float
     errors: int
+    server_cpu_ms: float  # CPU time of all server processes per request (less sensitive to other load)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (Linux /proc)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ...
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -91,13 +106,28 @@ def build_model(folder: Path) -> int:
 
 
 def start_server(model_dir: Path, data_dir: Path, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TRENDCAST_MODEL_DIR": str(model_dir), "TRENDCAST_DATA_DIR": str(data_dir),
-           "TRENDCAST_RATE_LIMIT_ENABLED": "false", "TRENDCAST_TORCH_THREADS": "1"}
+    env = {
+        **os.environ,
+        "TRENDCAST_MODEL_DIR": str(model_dir),
+        "TRENDCAST_DATA_DIR": str(data_dir),
+        "TRENDCAST_RATE_LIMIT_ENABLED": "false",
+        "TRENDCAST_TORCH_THREADS": "1",
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [sys.executable, "-m", "trendcast.serving.commands", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers)]
-    process = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "trendcast.serving.commands",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -123,8 +153,9 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 def run_wrk(url: str, connections: int, duration: int, script: Path, body: Path) -> dict[str, float]:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", str(script), url]
-    out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": str(body)},
-                         check=True).stdout
+    out = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": str(body)}, check=True
+    ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCH_JSON "))
     stats: dict[str, float] = json.loads(line.removeprefix("BENCH_JSON "))
     return stats
@@ -140,19 +171,36 @@ def bench_backend(name: str, model_dir: Path, args: argparse.Namespace, work: Pa
         check.raise_for_status()
         run_wrk(url, 4, 2, work / "post.lua", body)  # warm-up, not reported
         for connections in args.connections:
+            cpu_before = group_cpu_seconds(server.pid)
             s = run_wrk(url, connections, args.duration, work / "post.lua", body)
-            results.append(Result(name, connections, s["requests"] / s["seconds"], s["p50_ms"], s["p95_ms"],
-                                  s["p99_ms"], int(s["errors"])))
+            cpu_ms = 1000 * (group_cpu_seconds(server.pid) - cpu_before) / max(s["requests"], 1)
+            results.append(
+                Result(
+                    name,
+                    connections,
+                    s["requests"] / s["seconds"],
+                    s["p50_ms"],
+                    s["p95_ms"],
+                    s["p99_ms"],
+                    int(s["errors"]),
+                    cpu_ms,
+                )
+            )
     finally:
         stop_server(server)
     return results
 
 
 def report(results: list[Result]) -> None:
-    print(f"{'backend':<8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'backend':<8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
+        f"{'server CPU ms/req':>18}"
+    )
     for r in results:
-        print(f"{r.backend:<8} {r.connections:>5} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p95_ms:>8.2f} {r.p99_ms:>8.2f} "
-              f"{r.errors:>7}")
+        print(
+            f"{r.backend:<8} {r.connections:>5} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p95_ms:>8.2f} {r.p99_ms:>8.2f} "
+            f"{r.errors:>7} {r.server_cpu_ms:>18.3f}"
+        )
     by = {(r.backend, r.connections): r for r in results}
     for connections in sorted({r.connections for r in results}):
         onnx, eager = by.get(("onnx", connections)), by.get(("eager", connections))
@@ -178,13 +226,19 @@ def main() -> None:
         body = work / "body.json"
         sequence = np.random.default_rng(0).normal(size=(60, n_features)).round(6).tolist()
         body.write_text(json.dumps({"sequence": sequence}))
-        print(f"model: Bi-LSTM 128/64 + attention, window 60 x {n_features} features; body {body.stat().st_size:,} "
-              f"bytes; {args.workers} workers; {os.cpu_count()} cores shared with wrk; {args.duration} s per point")
+        print(
+            f"model: Bi-LSTM 128/64 + attention, window 60 x {n_features} features; body {body.stat().st_size:,} "
+            f"bytes; {args.workers} workers; {os.cpu_count()} cores shared with wrk; {args.duration} s per point"
+        )
         results: list[Result] = []
         dirs = {"onnx": onnx_dir, "eager": eager_dir}
         for name in args.backends.split(","):
             results += bench_backend(name, dirs[name], args, work, body)
         report(results)
+        print(
+            f"load average after the run: {', '.join(f'{x:.2f}' for x in os.getloadavg())} (other processes share "
+            "the cores: compare runs by server CPU ms/req as well as req/s)"
+        )
 
 
 if __name__ == "__main__":

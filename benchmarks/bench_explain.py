@@ -39,9 +39,18 @@ def random_window_set(n_samples: int, seed: int = 0) -> WindowSet:
     rows = rng.normal(size=(n_rows, len(names))).astype(np.float32)
     end_rows = np.arange(WINDOW - 1, n_rows, dtype=np.int64)
     row_dates = pd.bdate_range("2015-01-01", periods=n_rows).to_numpy()
-    return WindowSet(rows=rows, row_dates=row_dates, end_rows=end_rows, labels=rng.integers(0, 3, n_samples),
-                     forward_returns=np.zeros(n_samples), tickers=np.full(n_samples, "RND", dtype=object),
-                     dates=row_dates[end_rows], feature_names=names, window=WINDOW, horizon=1)
+    return WindowSet(
+        rows=rows,
+        row_dates=row_dates,
+        end_rows=end_rows,
+        labels=rng.integers(0, 3, n_samples),
+        forward_returns=np.zeros(n_samples),
+        tickers=np.full(n_samples, "RND", dtype=object),
+        dates=row_dates[end_rows],
+        feature_names=names,
+        window=WINDOW,
+        horizon=1,
+    )
 
 
 def default_model(train: WindowSet, weight_scale: float) -> BiLSTMModel:
@@ -53,8 +62,9 @@ def default_model(train: WindowSet, weight_scale: float) -> BiLSTMModel:
     return model
 
 
-def time_config(model: BiLSTMModel, data: WindowSet, background: np.ndarray, config: IGConfig,
-                repeats: int) -> tuple[list[float], list[float], list[float]]:
+def time_config(
+    model: BiLSTMModel, data: WindowSet, background: np.ndarray, config: IGConfig, repeats: int
+) -> tuple[list[float], list[float], list[float]]:
     seconds, errors, relative = [], [], []
     for i in range(repeats + 1):
         end = int(data.end_rows[i])
@@ -71,13 +81,16 @@ def time_config(model: BiLSTMModel, data: WindowSet, background: np.ndarray, con
 
 
 def report(label: str, seconds: list[float], errors: list[float], relative: list[float]) -> None:
-    print(f"{label:<28} median {statistics.median(seconds):.3f} s (min {min(seconds):.3f}, max {max(seconds):.3f}) | "
-          f"|additivity error| median {statistics.median(errors):.2e}, max {max(errors):.2e} | "
-          f"relative median {statistics.median(relative):.3f}, max {max(relative):.3f}")
+    print(
+        f"{label:<28} median {statistics.median(seconds):.3f} s (min {min(seconds):.3f}, max {max(seconds):.3f}) | "
+        f"|additivity error| median {statistics.median(errors):.2e}, max {max(errors):.2e} | "
+        f"relative median {statistics.median(relative):.3f}, max {max(relative):.3f}"
+    )
 
 
-def gradient_explainer(model: BiLSTMModel, data: WindowSet, background: np.ndarray, nsamples: int,
-                       repeats: int) -> None:
+def gradient_explainer(
+    model: BiLSTMModel, data: WindowSet, background: np.ndarray, nsamples: int, repeats: int
+) -> None:
     """SHAP's GradientExplainer (expected gradients) at a comparable budget, for the record."""
     from trendcast.explain.shap_values import _import_shap
 
@@ -103,8 +116,10 @@ def gradient_explainer(model: BiLSTMModel, data: WindowSet, background: np.ndarr
         base = model.predict_scaled(background).mean(axis=0)[target]
         total = float(np.asarray(values)[0, ..., target].sum())
         errors.append(abs(total - (proba[target] - base)))
-    print(f"{'GradientExplainer n=' + str(nsamples):<28} median {statistics.median(seconds):.3f} s | "
-          f"|additivity error| median {statistics.median(errors):.2e}, max {max(errors):.2e}")
+    print(
+        f"{'GradientExplainer n=' + str(nsamples):<28} median {statistics.median(seconds):.3f} s | "
+        f"|additivity error| median {statistics.median(errors):.2e}, max {max(errors):.2e}"
+    )
 
 
 def main() -> None:
@@ -114,8 +129,13 @@ def main() -> None:
     parser.add_argument("--weight-scale", type=float, default=1.0)
     parser.add_argument("--background", type=int, default=32)
     parser.add_argument("--grid", action="store_true", help="also time other (baselines, steps) settings")
-    parser.add_argument("--gradient-explainer", type=int, default=0, metavar="NSAMPLES",
-                        help="also time shap.GradientExplainer with this many samples")
+    parser.add_argument(
+        "--gradient-explainer",
+        type=int,
+        default=0,
+        metavar="NSAMPLES",
+        help="also time shap.GradientExplainer with this many samples",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -124,8 +144,10 @@ def main() -> None:
     model = default_model(train, args.weight_scale)
     background = background_from_training(model, train, size=args.background, seed=0)
     shipped = IGConfig()
-    print(f"Bi-LSTM 128/64, window {WINDOW} x {len(model.feature_names)} features, torch {torch.__version__}, "
-          f"{args.threads} thread(s), weight scale {args.weight_scale}, {args.repeats} repeats")
+    print(
+        f"Bi-LSTM 128/64, window {WINDOW} x {len(model.feature_names)} features, torch {torch.__version__}, "
+        f"{args.threads} thread(s), weight scale {args.weight_scale}, {args.repeats} repeats"
+    )
     label = f"IG K={shipped.n_baselines} steps={shipped.n_steps} (shipped)"
     report(label, *time_config(model, test, background, shipped, args.repeats))
     if args.grid:

@@ -346,6 +346,21 @@ def _after_training_steps() -> list[Callable[[Settings, Any, Console], None]]:
     return after_training()
 
 
+def _register_stage_commands() -> None:
+    """Commands whose code lives with its stage (backtest, report, explain, serve)."""
+    from trendcast.backtest.commands import backtest, report
+    from trendcast.explain.commands import explain
+    from trendcast.serving.commands import serve
+
+    app.command("backtest")(friendly(backtest))
+    app.command("report")(friendly(report))
+    app.command("explain")(friendly(explain))
+    app.command("serve")(friendly(serve))
+
+
+_register_stage_commands()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -82,7 +82,7 @@ class BacktestConfig(BaseModel):
     long_short: bool = False
     entry_threshold: float = Field(0.4, ge=0.0, le=1.0)  # go long when P(Up) > this and P(Up) > P(Down)
     sizing: Literal["fixed", "confidence"] = "fixed"
-    execution: Literal["next_open", "next_close"] = "next_close"
+    execution: Literal["next_open", "next_close"] = "next_open"  # a signal from close t trades at open t+1
     commission_bps: float = Field(5.0, ge=0.0)
     slippage_bps: float = Field(5.0, ge=0.0)
     borrow_bps_annual: float = Field(0.0, ge=0.0)

@@ -44,6 +44,7 @@ class LoadedModel:
     run_id: str | None
     metrics: dict[str, float]
     onnx_path: Path | None
+    folder: Path | None = None  # the saved model folder (meta.json, weights, explainer background)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from trendcast.backtest import metrics as m
-from trendcast.backtest.predictions import check_lookahead, unique_tickers, validate_predictions
+from trendcast.backtest.predictions import check_lookahead, validate_predictions
 from trendcast.backtest.trades import BarFactors, extract_trades
 from trendcast.config import BacktestConfig
 from trendcast.errors import ConfigError, DataError, LeakageError, MissingPricesError, SchemaError
@@ -105,17 +105,20 @@ class PriceGrid:
 def price_grid(prices: pd.DataFrame, tickers: list[str], *, need_open: bool) -> PriceGrid:
     """Pivot long bars (ticker, date, close[, open, adj_close]) of `tickers` into a PriceGrid."""
     _require_price_columns(prices, need_open)
-    frame = prices.loc[prices["ticker"].astype(str).isin(tickers)]
-    known = sorted(prices["ticker"].astype(str).unique())
-    for ticker in tickers:
-        if ticker not in set(frame["ticker"].astype(str)):
-            raise MissingPricesError(ticker, known)
-    close = frame["close"].to_numpy(dtype=np.float64)
+    names = pd.Index(prices["ticker"].astype(str))
+    codes = pd.Index(tickers).get_indexer(names)
+    _check_tickers_present(tickers, codes, names)
+    inside = codes >= 0
+
+    def column(name: str) -> FloatArray:
+        values = prices[name].to_numpy(dtype=np.float64)
+        return values if inside.all() else values[inside]
+
+    close = column("close")
     _check_closes(close)
-    factor = _adjustment(frame, close)
-    dates_raw = _normal_dates(frame["date"])
-    date_codes, dates = pd.factorize(dates_raw, sort=True)
-    ticker_codes = pd.Index(tickers).get_indexer(pd.Index(frame["ticker"].astype(str)))
+    factor = _adjustment(column("adj_close") if "adj_close" in prices else None, close)
+    date_codes, dates = pd.factorize(_normal_dates(prices["date"])[inside], sort=True)
+    ticker_codes = codes[inside]
     shape = (len(dates), len(tickers))
     _check_unique_bars(date_codes, ticker_codes, shape)
     grid_close = _scatter(shape, date_codes, ticker_codes, close * factor)
@@ -123,9 +126,15 @@ def price_grid(prices: pd.DataFrame, tickers: list[str], *, need_open: bool) -> 
     grid_close = np.where(listed, _ffill(grid_close), np.nan)
     grid_open = None
     if need_open:
-        raw_open = _scatter(shape, date_codes, ticker_codes, frame["open"].to_numpy(dtype=np.float64) * factor)
+        raw_open = _scatter(shape, date_codes, ticker_codes, column("open") * factor)
         grid_open = np.where(np.isfinite(raw_open), raw_open, grid_close)  # a missing day opens at its last close
     return PriceGrid(pd.DatetimeIndex(dates), list(tickers), grid_close, grid_open, listed)
+
+
+def _check_tickers_present(tickers: list[str], codes: npt.NDArray[np.intp], names: pd.Index) -> None:
+    present = np.bincount(codes[codes >= 0], minlength=len(tickers)) > 0
+    if not present.all():
+        raise MissingPricesError(tickers[int(np.argmin(present))], sorted(names.unique()))
 
 
 def _require_price_columns(prices: pd.DataFrame, need_open: bool) -> None:
@@ -148,11 +157,10 @@ def _check_closes(close: FloatArray) -> None:
         )
 
 
-def _adjustment(frame: pd.DataFrame, close: FloatArray) -> FloatArray:
+def _adjustment(adjusted: FloatArray | None, close: FloatArray) -> FloatArray:
     """adj_close / close where the adjusted close is known and positive, else 1 (as in adjusted_ohlcv)."""
-    if "adj_close" not in frame:
+    if adjusted is None:
         return np.ones_like(close)
-    adjusted = frame["adj_close"].to_numpy(dtype=np.float64)
     known = np.isfinite(adjusted) & (adjusted > 0)
     return np.where(known, adjusted / close, 1.0)
 
@@ -165,12 +173,16 @@ def _normal_dates(values: pd.Series) -> pd.DatetimeIndex:
 def _check_unique_bars(
     date_codes: npt.NDArray[np.intp], ticker_codes: npt.NDArray[np.intp], shape: tuple[int, int]
 ) -> None:
-    keys = date_codes.astype(np.int64) * shape[1] + ticker_codes
-    if np.unique(keys).size != keys.size:
+    if has_duplicates(date_codes.astype(np.int64) * shape[1] + ticker_codes, shape[0] * shape[1]):
         raise DataError(
             "prices: a ticker has two bars on the same date; de-duplicate with "
             "prices.drop_duplicates(['ticker', 'date'], keep='last')."
         )
+
+
+def has_duplicates(keys: npt.NDArray[np.int64], size: int) -> bool:
+    """Whether any of the non-negative integer `keys` (all below `size`) repeats; O(n), no sorting."""
+    return bool(keys.size) and int(np.bincount(keys, minlength=size).max()) > 1
 
 
 def _scatter(
@@ -237,10 +249,20 @@ class PositionPlan:
     dropped: int  # signals whose execution bar is past the last price bar
 
 
-def position_grid(predictions: pd.DataFrame, grid: PriceGrid, config: BacktestConfig, lag_bars: int) -> PositionPlan:
-    """Place each prediction's target position at its execution bar; flat where a ticker has no prediction."""
+def position_grid(
+    predictions: pd.DataFrame,
+    grid: PriceGrid,
+    config: BacktestConfig,
+    lag_bars: int,
+    columns: npt.NDArray[np.intp] | None = None,
+) -> PositionPlan:
+    """Place each prediction's target position at its execution bar; flat where a ticker has no prediction.
+
+    `columns` (optional) is each prediction's ticker position in `grid.tickers`, if already known.
+    """
     execution = _execution_bars(predictions, grid.dates, lag_bars)
-    columns = pd.Index(grid.tickers).get_indexer(pd.Index(predictions["ticker"]))
+    if columns is None:
+        columns = pd.Index(grid.tickers).get_indexer(pd.Index(predictions["ticker"]))
     inside = execution < len(grid.dates)
     if not inside.any():
         raise DataError(
@@ -248,7 +270,7 @@ def position_grid(predictions: pd.DataFrame, grid: PriceGrid, config: BacktestCo
             "load prices that extend past the predictions."
         )
     keys = execution[inside].astype(np.int64) * len(grid.tickers) + columns[inside]
-    if np.unique(keys).size != keys.size:
+    if has_duplicates(keys, len(grid.dates) * len(grid.tickers)):
         raise DataError(
             "two predictions of one ticker trade at the same bar (trade_date collisions); "
             "keep one trade_date per ticker and bar."
@@ -323,7 +345,8 @@ def run_backtest(
     """Backtest walk-forward out-of-sample probabilities against long bars.
 
     `lag_bars` is how many bars after its signal date a prediction is executed (1 = the next bar); anything below 1
-    raises LeakageError, as does a same-bar `execution` or a `trade_date` on or before `date`.
+    raises LeakageError, as does a same-bar `execution` or a `trade_date` on or before `date`. A `trade_date`
+    column, when present, sets each fill bar instead (the first bar on or after it).
 
     Examples:
         >>> result = run_backtest(predictions, store.load(tickers), BacktestConfig(long_short=True))  # doctest: +SKIP
@@ -332,8 +355,9 @@ def run_backtest(
     config = config or BacktestConfig()
     check_lookahead(predictions, execution=config.execution, lag_bars=lag_bars)
     frame = validate_predictions(predictions)
-    grid = price_grid(prices, unique_tickers(frame), need_open=config.execution == "next_open")
-    plan = position_grid(frame, grid, config, lag_bars)
+    columns, names = pd.factorize(frame["ticker"], sort=True)
+    grid = price_grid(prices, [str(name) for name in names], need_open=config.execution == "next_open")
+    plan = position_grid(frame, grid, config, lag_bars, columns)
     start, stop = plan.first_bar, min(plan.last_bar + 2, len(grid.dates))  # one bar past the last order
     moves = market_moves(grid, config.execution)
     cost_rate = (config.commission_bps + config.slippage_bps) / 1e4
@@ -359,9 +383,8 @@ def _assemble(
 
     returns, bench = portfolio(strategy.net), portfolio(benchmark.net)
     trades = extract_trades(strategy.factors, dates, grid.tickers)
-    bench_trades = extract_trades(benchmark.factors, dates, grid.tickers)
-    strategy_stats = _position_stats(strategy, weights, trades, config)
-    bench_stats = _position_stats(benchmark, weights, bench_trades, config)
+    strategy_stats = _position_stats(strategy, weights, trades["return"].to_numpy(dtype=np.float64))
+    bench_stats = _position_stats(benchmark, weights, _holding_returns(benchmark, active))
     table = m.return_metrics(pd.DataFrame({"strategy": returns, "benchmark": bench}), bench, config.risk_free_rate)
     metrics = {
         "strategy": {**_floats(table["strategy"]), **strategy_stats},
@@ -383,22 +406,39 @@ def _assemble(
         metrics=metrics,
         ticker_metrics=_ticker_metrics(ticker_returns, bench_ticker, strategy, active, trades, config),
         dropped_signals=dropped,
+        notes=_notes(config, dropped),
     )
+
+
+def _notes(config: BacktestConfig, dropped: int) -> list[str]:
+    notes = []
+    if dropped:
+        notes.append(f"{dropped} signal(s) dated on the last price bar could not be traded and were left out.")
+    if config.execution == "next_close":
+        notes.append(
+            "Execution at the next close: a signal dated t earns close(t+1) -> close(t+2), so a 1-day "
+            "label's own move (close t -> t+1) is not part of the result; next_open captures most of it."
+        )
+    return notes
 
 
 def _floats(column: pd.Series) -> dict[str, float]:
     return {str(k): float(v) for k, v in column.items()}
 
 
-def _position_stats(
-    sleeves: Sleeves, weights: FloatArray, trades: pd.DataFrame, config: BacktestConfig
-) -> dict[str, float]:
-    trade_returns = trades["return"].to_numpy(dtype=np.float64)
-    n_trades = len(trade_returns)
+def _holding_returns(benchmark: Sleeves, active: BoolArray) -> FloatArray:
+    """Buy-and-hold has one trade per ticker held in the window: its return is the compounded sleeve return."""
+    held = (benchmark.factors.position != 0).any(axis=0)
+    return np.asarray(m.total_return(np.where(active, benchmark.net, np.nan)), dtype=np.float64)[held]
+
+
+def _position_stats(sleeves: Sleeves, weights: FloatArray, per_trade: FloatArray) -> dict[str, float]:
+    """Trade count and hit rate, annualised turnover, average gross exposure and costs paid (portfolio level)."""
+    n_trades = len(per_trade)
     return {
         "n_trades": float(n_trades),
-        "win_rate_trades": float(np.mean(trade_returns > 0)) if n_trades else float("nan"),
-        "avg_trade_return": float(np.mean(trade_returns)) if n_trades else float("nan"),
+        "win_rate_trades": float(np.mean(per_trade > 0)) if n_trades else float("nan"),
+        "avg_trade_return": float(np.mean(per_trade)) if n_trades else float("nan"),
         "turnover": float(np.mean(np.sum(weights * sleeves.turnover, axis=1)) * m.PERIODS_PER_YEAR),
         "exposure": float(np.mean(np.sum(weights * np.abs(sleeves.factors.position), axis=1))),
         "total_costs": float(np.sum(weights * sleeves.cost)),

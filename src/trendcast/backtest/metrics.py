@@ -170,27 +170,12 @@ def max_drawdown(returns: Returns) -> Stat:
 
     Same as quantstats `max_drawdown` and empyrical `max_drawdown`.
     """
-    values = _values(returns)
-    if values.shape[0] == 0:
-        return _out(np.zeros(values.shape[1:]))
-    return _out(np.min(drawdown(values), axis=0))
-
-
-def _underwater_runs(returns: Returns) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """For each day: index of the last day at a peak before it (-1 if none), and whether it is under water."""
-    under = drawdown(returns) < 0
-    index = np.arange(under.shape[0]).reshape((-1,) + (1,) * (under.ndim - 1))
-    last_peak = np.maximum.accumulate(np.where(under, -1, index), axis=0)
-    return last_peak, under
+    return _out(_deepest(drawdown(returns)))
 
 
 def max_drawdown_bars(returns: Returns) -> Stat:
     """Longest run of consecutive days spent below a previous peak, in trading days (bars)."""
-    last_peak, under = _underwater_runs(returns)
-    if under.shape[0] == 0:
-        return _out(np.zeros(under.shape[1:]))
-    index = np.arange(under.shape[0]).reshape((-1,) + (1,) * (under.ndim - 1))
-    return _out(np.max(np.where(under, index - last_peak, 0), axis=0).astype(np.float64))
+    return _out(_longest_runs(drawdown(returns))[0])
 
 
 def max_drawdown_days(returns: Returns, dates: pd.DatetimeIndex) -> Stat:
@@ -198,18 +183,45 @@ def max_drawdown_days(returns: Returns, dates: pd.DatetimeIndex) -> Stat:
 
     Same as the longest `days` in quantstats `drawdown_details(to_drawdown_series(returns))`.
     """
-    last_peak, under = _underwater_runs(returns)
-    if under.shape[0] == 0:
-        return _out(np.zeros(under.shape[1:]))
-    day = dates.to_numpy(dtype="datetime64[D]").astype(np.int64).reshape((-1,) + (1,) * (under.ndim - 1))
-    first_under = np.take_along_axis(np.broadcast_to(day, under.shape), np.minimum(last_peak + 1, len(day) - 1), 0)
-    length = np.where(under, np.broadcast_to(day, under.shape) - first_under + 1, 0)
-    return _out(np.max(length, axis=0).astype(np.float64))
+    return _out(_longest_runs(drawdown(returns), dates)[1])
 
 
 def calmar(returns: Returns, periods: int = PERIODS_PER_YEAR) -> Stat:
     """cagr / |max_drawdown|; NaN without a drawdown. Same as quantstats `calmar` and empyrical `calmar_ratio`."""
-    return _out(_divide(np.asarray(cagr(returns, periods)), np.abs(np.asarray(max_drawdown(returns)))))
+    return _out(_calmar(np.asarray(cagr(returns, periods)), _deepest(drawdown(returns))))
+
+
+def _calmar(growth: FloatArray, deepest: FloatArray) -> FloatArray:
+    return _divide(growth, np.abs(deepest))
+
+
+def _deepest(dd: FloatArray) -> FloatArray:
+    return np.min(dd, axis=0) if dd.shape[0] else np.zeros(dd.shape[1:])
+
+
+def _time_index(dd: FloatArray) -> npt.NDArray[np.int64]:
+    return np.arange(dd.shape[0]).reshape((-1,) + (1,) * (dd.ndim - 1))
+
+
+def _last_peak(dd: FloatArray) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """For each day: index of the last day at a peak up to it (-1 if none yet), and whether it is under water."""
+    under = dd < 0
+    return np.maximum.accumulate(np.where(under, -1, _time_index(dd)), axis=0), under
+
+
+def _longest_runs(dd: FloatArray, dates: pd.DatetimeIndex | None = None) -> tuple[FloatArray, FloatArray]:
+    """(longest run under water in bars, the same in calendar days; zeros without `dates`)."""
+    if dd.shape[0] == 0:
+        return np.zeros(dd.shape[1:]), np.zeros(dd.shape[1:])
+    last_peak, under = _last_peak(dd)
+    bars = np.max(np.where(under, _time_index(dd) - last_peak, 0), axis=0).astype(np.float64)
+    if dates is None:
+        return bars, np.zeros_like(bars)
+    day = dates.to_numpy(dtype="datetime64[D]").astype(np.int64).reshape(_time_index(dd).shape)
+    day = np.broadcast_to(day, dd.shape)
+    first_under = np.take_along_axis(day, np.minimum(last_peak + 1, dd.shape[0] - 1), axis=0)
+    days = np.max(np.where(under, day - first_under + 1, 0), axis=0).astype(np.float64)
+    return bars, days
 
 
 # -- hit rates -----------------------------------------------------------------------------------------------------
@@ -282,10 +294,14 @@ def alpha(returns: Returns, benchmark: Returns, rf: float = 0.0, periods: int = 
     the risk-free rate and compounds like cagr does.
     """
     values, bench = _paired(returns, benchmark)
+    return _out(_alpha(values, bench, np.asarray(beta(values, bench)), rf, periods))
+
+
+def _alpha(values: FloatArray, bench: FloatArray, slope: FloatArray, rf: float, periods: int) -> FloatArray:
+    """Alpha of already paired series with a known beta."""
     rf_d = daily_risk_free(rf, periods)
-    slope = np.asarray(beta(values, bench))
     intercept = _mean((values - rf_d) - slope * (bench - rf_d))
-    return _out((1.0 + intercept) ** periods - 1.0)
+    return (1.0 + intercept) ** periods - 1.0
 
 
 # -- the table -------------------------------------------------------------------------------------------------------
@@ -298,23 +314,28 @@ def return_metrics(
     """
     values = returns.to_numpy(dtype=np.float64)
     bench = benchmark.to_numpy(dtype=np.float64)
-    dates = pd.DatetimeIndex(returns.index)
+    dd = drawdown(values)
+    deepest = _deepest(dd)
+    growth = np.asarray(cagr(values, periods))
+    longest_bars, longest_days = _longest_runs(dd, pd.DatetimeIndex(returns.index))
+    paired, paired_bench = _paired(values, bench)
+    slope = np.asarray(beta(paired, paired_bench))
     table = {
         "total_return": total_return(values),
-        "cagr": cagr(values, periods),
+        "cagr": growth,
         "volatility": volatility(values, periods),
         "sharpe": sharpe(values, rf, periods),
         "sortino": sortino(values, rf, periods),
-        "calmar": calmar(values, periods),
-        "max_drawdown": max_drawdown(values),
-        "max_drawdown_days": max_drawdown_days(values, dates),
-        "max_drawdown_bars": max_drawdown_bars(values),
+        "calmar": _calmar(growth, deepest),
+        "max_drawdown": deepest,
+        "max_drawdown_days": longest_days,
+        "max_drawdown_bars": longest_bars,
         "win_rate_days": win_rate(values),
         "profit_factor": profit_factor(values),
         "avg_win": avg_win(values),
         "avg_loss": avg_loss(values),
-        "beta": beta(values, bench),
-        "alpha": alpha(values, bench, rf, periods),
+        "beta": slope,
+        "alpha": _alpha(paired, paired_bench, slope, rf, periods),
     }
     data = {name: np.broadcast_to(np.asarray(value), (values.shape[1],)) for name, value in table.items()}
     return pd.DataFrame(data, index=returns.columns).T.loc[list(RETURN_METRICS)]

@@ -55,7 +55,7 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
 def validate_predictions(predictions: pd.DataFrame, source: str = "predictions") -> pd.DataFrame:
     """A clean copy: required columns present, dates parsed (tz-naive, midnight), probabilities valid, keys unique."""
     _require_columns(predictions, source)
-    frame = predictions.copy()
+    frame = predictions.copy(deep=False)  # columns below are replaced, never modified in place
     frame["ticker"] = frame["ticker"].astype(str)
     frame["date"] = _parse_dates(frame["date"], source, "date")
     if "trade_date" in frame:
@@ -65,7 +65,7 @@ def validate_predictions(predictions: pd.DataFrame, source: str = "predictions")
     _check_probability_sums(frame, source)
     _check_single_model(frame, source)
     _check_unique_keys(frame, source)
-    return frame.sort_values(["date", "ticker"], kind="stable").reset_index(drop=True)
+    return frame.reset_index(drop=True)
 
 
 def check_lookahead(predictions: pd.DataFrame, *, execution: str, lag_bars: int = 1) -> None:
@@ -148,7 +148,7 @@ def _parse_probability(values: pd.Series, source: str, column: str) -> pd.Series
 
 
 def _check_probability_sums(frame: pd.DataFrame, source: str) -> None:
-    total = frame[list(PROBABILITY_COLUMNS)].sum(axis=1).to_numpy()
+    total = frame[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float64).sum(axis=1)
     off = np.abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE
     if off.any():
         raise SchemaError(
@@ -173,7 +173,11 @@ def _check_single_model(frame: pd.DataFrame, source: str) -> None:
 
 
 def _check_unique_keys(frame: pd.DataFrame, source: str) -> None:
-    duplicated = frame.duplicated(["ticker", "date"], keep=False)
+    tickers, _ = pd.factorize(frame["ticker"])
+    days, uniques = pd.factorize(frame["date"])
+    keys = tickers.astype(np.int64) * max(len(uniques), 1) + days
+    counts = np.bincount(keys, minlength=1)
+    duplicated = counts[keys] > 1
     if duplicated.any():
         row = frame.loc[duplicated].iloc[0]
         raise SchemaError(

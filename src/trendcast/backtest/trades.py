@@ -38,56 +38,67 @@ class BarFactors:
     borrow: FloatArray  # borrow fee charged this bar (fraction of the sleeve)
 
 
-def _trade_ids(sign: FloatArray, previous_sign: FloatArray) -> tuple[npt.NDArray[np.bool_], IntArray]:
-    """Entry flags and a trade id per (ticker, bar) of tickers-major arrays (-1 where flat)."""
+@dataclass(frozen=True)
+class TradeRuns:
+    """Trades found on a (days x tickers) grid; each trade is named by the flat index of its entry cell."""
+
+    starts: IntArray  # flat (day-major) index of each entry cell, ascending: trades in entry order
+    run: IntArray  # (days x tickers) flat index of the entry of the trade held at each cell, -1 where flat
+    returns: FloatArray  # return of each trade, aligned with `starts`
+
+
+def _runs(sign: FloatArray, previous_sign: FloatArray) -> tuple[npt.NDArray[np.bool_], IntArray]:
+    """Entry flags and, per cell, the flat index of the entry of the trade it belongs to (-1 where flat)."""
     starts = (sign != 0) & (sign != previous_sign)
-    ids = (np.cumsum(starts.ravel()) - 1).reshape(sign.shape)
-    return starts, np.where(sign != 0, ids, -1)
+    flat = np.arange(sign.size, dtype=np.int64).reshape(sign.shape)
+    last_start = np.maximum.accumulate(np.where(starts, flat, -1), axis=0)
+    return starts, np.where(sign != 0, last_start, -1)
 
 
-def trade_returns(bars: BarFactors) -> tuple[npt.NDArray[np.bool_], IntArray, FloatArray]:
-    """(entry flags, trade ids, return per trade) with arrays transposed to (tickers x days)."""
-    position, previous = bars.position.T, bars.previous.T
-    sign, previous_sign = np.sign(position), np.sign(previous)
-    starts, ids = _trade_ids(sign, previous_sign)
-    previous_ids = np.concatenate([np.full((ids.shape[0], 1), -1), ids[:, :-1]], axis=1)
+def trade_returns(bars: BarFactors) -> TradeRuns:
+    """Every trade of a position grid with its return (the attribution in the module docstring)."""
+    sign, previous_sign = np.sign(bars.position), np.sign(bars.previous)
+    starts, run = _runs(sign, previous_sign)
+    previous_run = np.vstack([np.full((1, run.shape[1]), -1), run[:-1]])
     flip = sign != previous_sign
-    size, previous_size = np.abs(position), np.abs(previous)
+    size, previous_size = np.abs(bars.position), np.abs(bars.previous)
     closing = np.where(flip, previous_size, np.maximum(previous_size - size, 0.0))
     opening = np.where(flip, size, np.maximum(size - previous_size, 0.0))
-    to_previous = np.log1p(previous * bars.move_before.T) + np.log1p(-(bars.cost_rate * closing + bars.borrow.T))
-    to_current = np.log1p(position * bars.move_after.T) + np.log1p(-bars.cost_rate * opening)
-    count = int(starts.sum())
-    log_return = _sum_by_id(previous_ids, to_previous, count) + _sum_by_id(ids, to_current, count)
-    return starts, ids, np.expm1(log_return)
+    to_previous = np.log1p(bars.previous * bars.move_before) + np.log1p(-(bars.cost_rate * closing + bars.borrow))
+    to_current = np.log1p(bars.position * bars.move_after) + np.log1p(-bars.cost_rate * opening)
+    log_return = _sum_by_run(previous_run, to_previous) + _sum_by_run(run, to_current)
+    entries = np.flatnonzero(starts)
+    return TradeRuns(entries, run, np.expm1(log_return[entries]))
 
 
-def _sum_by_id(ids: IntArray, values: FloatArray, count: int) -> FloatArray:
-    held = ids >= 0
-    return np.bincount(ids[held], weights=values[held], minlength=count).astype(np.float64)
+def _sum_by_run(run: IntArray, values: FloatArray) -> FloatArray:
+    held = run >= 0
+    return np.bincount(run[held], weights=values[held], minlength=run.size).astype(np.float64)
 
 
 def extract_trades(bars: BarFactors, dates: pd.DatetimeIndex, tickers: list[str]) -> pd.DataFrame:
-    """One row per trade: ticker, direction, entry_date, exit_date (NaT if open), bars, size, return, open."""
-    starts, ids, returns = trade_returns(bars)
-    n_days = ids.shape[1]
-    sign = np.sign(bars.position.T)
-    next_sign = np.concatenate([sign[:, 1:], np.full((sign.shape[0], 1), np.nan)], axis=1)
-    ends = (sign != 0) & (next_sign != sign)
-    ticker_index, entry = np.divmod(np.flatnonzero(starts.ravel()), n_days)
-    end = np.flatnonzero(ends.ravel()) % n_days
+    """One row per trade, in entry order: ticker, direction, entry_date, exit_date (NaT if open), bars, size,
+    return, open."""
+    runs = trade_returns(bars)
+    n_days, n_tickers = bars.position.shape
+    entry, ticker_index = np.divmod(runs.starts, n_tickers)
+    last_bar = np.full(runs.run.size, n_days - 1, dtype=np.int64)  # per entry cell: last bar the trade is held
+    sign = np.sign(bars.position)
+    next_sign = np.vstack([sign[1:], np.full((1, n_tickers), np.nan)])
+    ends = np.flatnonzero((sign != 0) & (next_sign != sign))
+    last_bar[runs.run.ravel()[ends]] = ends // n_tickers
+    end = last_bar[runs.starts]
     is_open = end == n_days - 1
     exit_bar = np.where(is_open, n_days - 1, end + 1)
-    exit_dates = pd.DatetimeIndex(dates[np.minimum(exit_bar, n_days - 1)]).where(~is_open)
     return pd.DataFrame(
         {
             "ticker": np.asarray(tickers, dtype=object)[ticker_index],
-            "direction": np.where(sign[ticker_index, entry] > 0, "long", "short"),
+            "direction": np.where(sign.ravel()[runs.starts] > 0, "long", "short"),
             "entry_date": dates[entry],
-            "exit_date": exit_dates,
+            "exit_date": pd.DatetimeIndex(dates[exit_bar]).where(~is_open),
             "bars": (exit_bar - entry).astype(np.int64),
-            "size": np.abs(bars.position.T[ticker_index, entry]),
-            "return": returns,
+            "size": np.abs(bars.position.ravel()[runs.starts]),
+            "return": runs.returns,
             "open": is_open,
         },
         columns=list(TRADE_COLUMNS),

@@ -38,6 +38,7 @@ class WalkForwardResult:
     folds: list[FoldRecord]
     predictions: dict[str, pd.DataFrame]  # model name -> out-of-sample predictions over all folds
     histories: dict[str, list[list[dict[str, float]]]] = field(default_factory=dict)  # model -> per fold epochs
+    last_fold_models: dict[str, DirectionModel] = field(default_factory=dict)  # fitted on the last fold's train
 
 
 def make_folds(ws: WindowSet, config: ExperimentConfig) -> list[Fold]:
@@ -66,6 +67,7 @@ def run_walk_forward(
     predictions: dict[str, list[pd.DataFrame]] = {name: [] for name in models}
     histories: dict[str, list[list[dict[str, float]]]] = {name: [] for name in models}
     records = []
+    last_models: dict[str, DirectionModel] = {}
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -83,11 +85,13 @@ def run_walk_forward(
                 model = factory(name, config).fit(train)
                 frame = model.predict_frame(test)
                 frame["fold"] = fold.index
+                frame["model"] = name
                 predictions[name].append(frame)
                 histories[name].append(list(model.history))
+                last_models[name] = model
                 bar.advance(task)
     merged = {name: pd.concat(frames, ignore_index=True) for name, frames in predictions.items()}
-    return WalkForwardResult(records, merged, histories)
+    return WalkForwardResult(records, merged, histories, last_models)
 
 
 def fold_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -49,8 +49,10 @@ def check_attention(weights: np.ndarray) -> None:
         raise ModelError(f"attention must be (n, window), got shape {weights.shape}")
     sums = weights.sum(axis=1)
     if (weights < 0).any() or not np.allclose(sums, 1.0, atol=SUM_TOLERANCE):
-        raise ModelError(f"attention rows must be non-negative and sum to 1; got sums {sums.min():.6f}.."
-                         f"{sums.max():.6f}. Check that the network's forward returns softmax weights.")
+        raise ModelError(
+            f"attention rows must be non-negative and sum to 1; got sums {sums.min():.6f}.."
+            f"{sums.max():.6f}. Check that the network's forward returns softmax weights."
+        )
 
 
 def attention_steps(weights: np.ndarray, dates: list[pd.Timestamp] | None = None) -> tuple[AttentionStep, ...]:
@@ -59,8 +61,9 @@ def attention_steps(weights: np.ndarray, dates: list[pd.Timestamp] | None = None
     if dates is not None and len(dates) != window:
         raise ModelError(f"{len(dates)} dates for a window of {window} steps; pass one date per step, oldest first")
     return tuple(
-        AttentionStep(step=i - window + 1, date=None if dates is None else pd.Timestamp(dates[i]),
-                      weight=float(weights[i]))
+        AttentionStep(
+            step=i - window + 1, date=None if dates is None else pd.Timestamp(dates[i]), weight=float(weights[i])
+        )
         for i in range(window)
     )
 

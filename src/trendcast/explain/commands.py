@@ -27,8 +27,9 @@ from trendcast.models.base import DirectionModel
 console = Console()
 
 
-def window_from_bars(model: DirectionModel, bars: pd.DataFrame, ticker: str,
-                     date: str | None = None) -> tuple[np.ndarray, list[pd.Timestamp]]:
+def window_from_bars(
+    model: DirectionModel, bars: pd.DataFrame, ticker: str, date: str | None = None
+) -> tuple[np.ndarray, list[pd.Timestamp]]:
     """The raw feature window (window, n_features) of one ticker ending on the last bar on/before `date`."""
     own = bars[bars["ticker"] == ticker].sort_values("date")
     if date is not None:
@@ -65,13 +66,19 @@ def render(explanation: Explanation, out: Console) -> None:
         colour = "green" if f.contribution > 0 else "red"
         table.add_row(f.label, f.group, f.value_text, f"[{colour}]{f.contribution:+.4f}[/]")
     out.print(table)
-    out.print(f"base {explanation.base_value:.4f} + contributions = {explanation.output_value:.4f} "
-              f"({explanation.method}, additivity error {explanation.additivity_error:.1e})")
+    e, total = explanation, sum(explanation.contributions.values())
+    out.print(
+        f"{e.method} ({e.output_space}): base {e.base_value:.4f} + contributions {total:+.4f} = "
+        f"{e.base_value + total:.4f}; model output {e.output_value:.4f} (additivity error {e.additivity_error:+.1e}, "
+        f"{e.method_details['relative_error']:.1%} of the change)"
+    )
     if explanation.attention is not None:
         heaviest = sorted(explanation.attention, key=lambda a: -a.weight)[:3]
         days = ", ".join(f"{a.date.date() if a.date is not None else a.step} ({a.weight:.0%})" for a in heaviest)
-        out.print(f"attention: heaviest days {days}; last {explanation.attention_recent_days} days "
-                  f"{explanation.attention_recent_share or 0.0:.0%}")
+        out.print(
+            f"attention: heaviest days {days}; last {explanation.attention_recent_days} days "
+            f"{explanation.attention_recent_share or 0.0:.0%}"
+        )
 
 
 def explain(
@@ -96,4 +103,4 @@ def explain(
     if plot is not None:
         from trendcast.explain.plots import plot_explanation
 
-        console.print(f"wrote {plot_explanation(explanation, plot, top=max(top, 5))}")
+        console.print(f"wrote {plot_explanation(explanation, plot)}")

@@ -38,12 +38,40 @@ RECENT_DAYS = 5  # "the last 5 days carried x% of the attention"
 
 # How a raw indicator value is shown: (transform, decimals, signed, unit). Anything unlisted: 2 decimals, no unit.
 _LOG_RETURNS = ("ret_1", "ret_5", "ret_10", "ret_20", "gap")
-_SIGNED_FRACTIONS = ("sma_ratio_5", "sma_ratio_10", "sma_ratio_20", "sma_ratio_50", "ema_ratio_12", "ema_ratio_26",
-                     "sma_cross_10_50", "macd_line", "macd_signal", "macd_hist", "linreg_slope_14", "mom_10")
+_SIGNED_FRACTIONS = (
+    "sma_ratio_5",
+    "sma_ratio_10",
+    "sma_ratio_20",
+    "sma_ratio_50",
+    "ema_ratio_12",
+    "ema_ratio_26",
+    "sma_cross_10_50",
+    "macd_line",
+    "macd_signal",
+    "macd_hist",
+    "linreg_slope_14",
+    "mom_10",
+)
 _FRACTIONS = ("atr_ratio_14", "bb_width_20", "volatility_10", "volatility_20", "volatility_60")
 _SIGNED_PERCENTS = ("roc_10", "ppo", "trix_15")
-_LEVELS = ("rsi_14", "rsi_7", "stoch_k", "stoch_d", "willr_14", "cci_20", "mfi_14", "ultosc", "cmo_14", "adx_14",
-           "plus_di_14", "minus_di_14", "aroon_down_25", "aroon_up_25", "aroon_osc_25", "natr_14")
+_LEVELS = (
+    "rsi_14",
+    "rsi_7",
+    "stoch_k",
+    "stoch_d",
+    "willr_14",
+    "cci_20",
+    "mfi_14",
+    "ultosc",
+    "cmo_14",
+    "adx_14",
+    "plus_di_14",
+    "minus_di_14",
+    "aroon_down_25",
+    "aroon_up_25",
+    "aroon_osc_25",
+    "natr_14",
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +124,9 @@ class Explanation:
             "output_space": self.output_space,
             "method": self.method,
             "method_details": dict(self.method_details),
-            "attention": None if self.attention is None else [
-                {"step": a.step, "date": _iso(a.date), "weight": a.weight} for a in self.attention],
+            "attention": None
+            if self.attention is None
+            else [{"step": a.step, "date": _iso(a.date), "weight": a.weight} for a in self.attention],
             "attention_recent_days": self.attention_recent_days,
             "attention_recent_share": self.attention_recent_share,
             "sentence": self.sentence,
@@ -146,9 +175,14 @@ def _join(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def build_sentence(label: str, probability: float, features: Sequence[FeatureContribution],
-                   recent_days: int | None, recent: float | None) -> str:
-    """"Up (0.62): A at x and B at y pushed towards Up; C at z pushed against it; the last 5 days carried 48% of the
+def build_sentence(
+    label: str,
+    probability: float,
+    features: Sequence[FeatureContribution],
+    recent_days: int | None,
+    recent: float | None,
+) -> str:
+    """ "Up (0.62): A at x and B at y pushed towards Up; C at z pushed against it; the last 5 days carried 48% of the
     attention." Built only from the arguments; features are named in the order given (largest |contribution| first)."""
     named = [f for f in features[:SENTENCE_FEATURES] if f.contribution != 0]
     towards = [f"{f.label} at {f.value_text}" for f in named if f.contribution > 0]
@@ -171,8 +205,9 @@ def scale_window(model: DirectionModel, window_unscaled: np.ndarray) -> np.ndarr
     expected = (model.window, len(model.feature_names))
     values = np.asarray(window_unscaled, dtype=np.float64)
     if values.shape != expected:
-        raise DataError(f"{model.name} explains windows of shape {expected} (days x features, oldest day first), "
-                        f"got {values.shape}")
+        raise DataError(
+            f"{model.name} explains windows of shape {expected} (days x features, oldest day first), got {values.shape}"
+        )
     bad = ~np.isfinite(values).all(axis=0)
     if bad.any():
         names = ", ".join(np.asarray(model.feature_names)[bad][:5])
@@ -182,21 +217,35 @@ def scale_window(model: DirectionModel, window_unscaled: np.ndarray) -> np.ndarr
 
 def _feature(name: str, contribution: float, value: float) -> FeatureContribution:
     indicator = BY_NAME.get(name)
-    return FeatureContribution(feature=name, label=indicator.label if indicator else name,
-                               group=indicator.group if indicator else "other", contribution=contribution,
-                               value=value, value_text=display_value(name, value)[1])
+    return FeatureContribution(
+        feature=name,
+        label=indicator.label if indicator else name,
+        group=indicator.group if indicator else "other",
+        contribution=contribution,
+        value=value,
+        value_text=display_value(name, value)[1],
+    )
 
 
-def top_features(names: tuple[str, ...], contributions: np.ndarray, values: np.ndarray,
-                 top_k: int) -> tuple[FeatureContribution, ...]:
+def top_features(
+    names: tuple[str, ...], contributions: np.ndarray, values: np.ndarray, top_k: int
+) -> tuple[FeatureContribution, ...]:
     """The `top_k` features by |contribution|, largest first."""
     order = np.argsort(-np.abs(contributions), kind="stable")[:top_k]
     return tuple(_feature(names[j], float(contributions[j]), float(values[j])) for j in order)
 
 
-def assemble(model: DirectionModel, window_unscaled: np.ndarray, proba: np.ndarray, attention: np.ndarray | None,
-             batch: AttributionBatch, *, dates: list[pd.Timestamp] | None, ticker: str | None,
-             top_k: int) -> Explanation:
+def assemble(
+    model: DirectionModel,
+    window_unscaled: np.ndarray,
+    proba: np.ndarray,
+    attention: np.ndarray | None,
+    batch: AttributionBatch,
+    *,
+    dates: list[pd.Timestamp] | None,
+    ticker: str | None,
+    top_k: int,
+) -> Explanation:
     """The Explanation of row 0 of `batch`, for the window it was computed on."""
     target = int(batch.targets[0])
     label = model.class_names[target]
@@ -205,21 +254,39 @@ def assemble(model: DirectionModel, window_unscaled: np.ndarray, proba: np.ndarr
     days = min(RECENT_DAYS, model.window) if attention is not None else None
     recent = recent_share(attention, days) if attention is not None and days is not None else None
     return Explanation(
-        ticker=ticker, as_of=pd.Timestamp(dates[-1]) if dates else None, model=model.name, predicted_class=target,
-        predicted_label=label, probabilities={n: float(p) for n, p in zip(model.class_names, proba, strict=True)},
-        top_features=top, contributions={n: float(c) for n, c in zip(names, batch.features[0], strict=True)},
-        base_value=float(batch.base_values[0]), output_value=float(batch.output_values[0]),
-        additivity_error=float(batch.additivity_errors[0]), output_space=batch.output_space, method=batch.method,
-        method_details={**batch.details, "relative_error": float(batch.relative_errors[0])}, attention=None if attention is None else attention_steps(attention, dates),
-        attention_recent_days=days, attention_recent_share=recent,
-        sentence=build_sentence(label, float(proba[target]), top, days, recent), feature_names=names,
+        ticker=ticker,
+        as_of=pd.Timestamp(dates[-1]) if dates else None,
+        model=model.name,
+        predicted_class=target,
+        predicted_label=label,
+        probabilities={n: float(p) for n, p in zip(model.class_names, proba, strict=True)},
+        top_features=top,
+        contributions={n: float(c) for n, c in zip(names, batch.features[0], strict=True)},
+        base_value=float(batch.base_values[0]),
+        output_value=float(batch.output_values[0]),
+        additivity_error=float(batch.additivity_errors[0]),
+        output_space=batch.output_space,
+        method=batch.method,
+        method_details={**batch.details, "relative_error": float(batch.relative_errors[0])},
+        attention=None if attention is None else attention_steps(attention, dates),
+        attention_recent_days=days,
+        attention_recent_share=recent,
+        sentence=build_sentence(label, float(proba[target]), top, days, recent),
+        feature_names=names,
         step_contributions=None if batch.steps is None else batch.steps[0],
     )
 
 
-def explain_window(model: DirectionModel, window_unscaled: np.ndarray, dates: list[pd.Timestamp] | None = None,
-                   ticker: str | None = None, top_k: int = 5, background: np.ndarray | None = None, *,
-                   config: IGConfig | None = None) -> Explanation:
+def explain_window(
+    model: DirectionModel,
+    window_unscaled: np.ndarray,
+    dates: list[pd.Timestamp] | None = None,
+    ticker: str | None = None,
+    top_k: int = 5,
+    background: np.ndarray | None = None,
+    *,
+    config: IGConfig | None = None,
+) -> Explanation:
     """Explain the model's prediction for one raw (unscaled) window (window, n_features), oldest day first.
 
     `dates` (one per step) label the attention; `background` is the model's cached scaled background
@@ -237,8 +304,16 @@ def explain_window(model: DirectionModel, window_unscaled: np.ndarray, dates: li
     proba, attention = predict_with_attention(model, x)
     target = np.array([int(proba[0].argmax())])
     batch = attribute(model, x, targets=target, background=background, config=config)
-    return assemble(model, window_unscaled, proba[0], None if attention is None else attention[0], batch,
-                    dates=dates, ticker=ticker, top_k=top_k)
+    return assemble(
+        model,
+        window_unscaled,
+        proba[0],
+        None if attention is None else attention[0],
+        batch,
+        dates=dates,
+        ticker=ticker,
+        top_k=top_k,
+    )
 
 
 def window_of(data: WindowSet, i: int) -> tuple[np.ndarray, list[pd.Timestamp]]:
@@ -248,8 +323,15 @@ def window_of(data: WindowSet, i: int) -> tuple[np.ndarray, list[pd.Timestamp]]:
     return data.rows[rows], list(pd.DatetimeIndex(data.row_dates[rows]))
 
 
-def explain_sample(model: DirectionModel, data: WindowSet, i: int, *, top_k: int = 5,
-                   background: np.ndarray | None = None, config: IGConfig | None = None) -> Explanation:
+def explain_sample(
+    model: DirectionModel,
+    data: WindowSet,
+    i: int,
+    *,
+    top_k: int = 5,
+    background: np.ndarray | None = None,
+    config: IGConfig | None = None,
+) -> Explanation:
     """`explain_window` for sample `i` of an unscaled WindowSet (ticker and dates taken from it)."""
     if data.feature_names != model.feature_names or data.window != model.window:
         raise ModelError(f"{model.name}: the samples have other features or window than the model was trained on")

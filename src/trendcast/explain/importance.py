@@ -48,18 +48,32 @@ def sample_index(n: int, max_samples: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(max_samples, n), replace=False))
 
 
-def compute_attributions(model: DirectionModel, data: WindowSet, *, max_samples: int = 200,
-                         background: np.ndarray | None = None, seed: int = 0,
-                         config: IGConfig | None = None) -> SampleAttributions:
-    """Attribute up to `max_samples` samples of an unscaled WindowSet, each towards its predicted class."""
+def compute_attributions(
+    model: DirectionModel,
+    data: WindowSet,
+    *,
+    max_samples: int = 200,
+    background: np.ndarray | None = None,
+    seed: int = 0,
+    config: IGConfig | None = None,
+    target: int | None = None,
+) -> SampleAttributions:
+    """Attribute up to `max_samples` samples of an unscaled WindowSet, each towards its predicted class, or all
+    towards class `target` (e.g. 2 = Up, for a beeswarm where the sign means the same thing on every row)."""
     if data.feature_names != model.feature_names or data.window != model.window:
         raise ModelError(f"{model.name}: the samples have other features or window than the model was trained on")
     index = sample_index(len(data), max_samples, seed)
     raw = data.windows(index)  # (k, window, F)
     scaled = model.scale_rows(raw.reshape(-1, data.n_features)).reshape(raw.shape)
-    batch = attribute(model, scaled, background=background, config=config or GLOBAL_IG)
-    return SampleAttributions(batch=batch, values=raw[:, -1, :].astype(np.float64), feature_names=data.feature_names,
-                              tickers=data.tickers[index], dates=data.dates[index])
+    targets = None if target is None else np.full(len(index), target, dtype=np.int64)
+    batch = attribute(model, scaled, targets=targets, background=background, config=config or GLOBAL_IG)
+    return SampleAttributions(
+        batch=batch,
+        values=raw[:, -1, :].astype(np.float64),
+        feature_names=data.feature_names,
+        tickers=data.tickers[index],
+        dates=data.dates[index],
+    )
 
 
 def importance_table(attributions: SampleAttributions) -> pd.DataFrame:
@@ -67,13 +81,15 @@ def importance_table(attributions: SampleAttributions) -> pd.DataFrame:
     group_mean_abs, group_share, rank."""
     names = attributions.feature_names
     contributions = attributions.batch.features
-    table = pd.DataFrame({
-        "feature": list(names),
-        "label": [BY_NAME[n].label if n in BY_NAME else n for n in names],
-        "group": [BY_NAME[n].group if n in BY_NAME else "other" for n in names],
-        "mean_abs": np.abs(contributions).mean(axis=0),
-        "mean_signed": contributions.mean(axis=0),
-    })
+    table = pd.DataFrame(
+        {
+            "feature": list(names),
+            "label": [BY_NAME[n].label if n in BY_NAME else n for n in names],
+            "group": [BY_NAME[n].group if n in BY_NAME else "other" for n in names],
+            "mean_abs": np.abs(contributions).mean(axis=0),
+            "mean_signed": contributions.mean(axis=0),
+        }
+    )
     total = float(table["mean_abs"].sum())
     table["share"] = table["mean_abs"] / total if total > 0 else 0.0
     table["group_mean_abs"] = table.groupby("group")["mean_abs"].transform("sum")
@@ -85,17 +101,25 @@ def importance_table(attributions: SampleAttributions) -> pd.DataFrame:
 
 def group_importance(table: pd.DataFrame) -> pd.DataFrame:
     """One row per indicator group: group, mean_abs (sum over its features), share, features; largest first."""
-    grouped = table.groupby("group").agg(mean_abs=("mean_abs", "sum"), share=("share", "sum"),
-                                         features=("feature", "count"))
+    grouped = table.groupby("group").agg(
+        mean_abs=("mean_abs", "sum"), share=("share", "sum"), features=("feature", "count")
+    )
     return grouped.sort_values("mean_abs", ascending=False).reset_index()
 
 
-def global_importance(model: DirectionModel, data: WindowSet, max_samples: int = 200,
-                      background: np.ndarray | None = None, *, seed: int = 0,
-                      config: IGConfig | None = None) -> pd.DataFrame:
+def global_importance(
+    model: DirectionModel,
+    data: WindowSet,
+    max_samples: int = 200,
+    background: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+    config: IGConfig | None = None,
+) -> pd.DataFrame:
     """Mean |attribution| per feature over up to `max_samples` samples of a test fold (see `importance_table`)."""
-    return importance_table(compute_attributions(model, data, max_samples=max_samples, background=background,
-                                                 seed=seed, config=config))
+    return importance_table(
+        compute_attributions(model, data, max_samples=max_samples, background=background, seed=seed, config=config)
+    )
 
 
 def importance_metrics(table: pd.DataFrame, prefix: str = "importance") -> dict[str, float]:

@@ -19,12 +19,21 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
+from trendcast.config import CLASS_NAMES
 from trendcast.explain.explanation import Explanation
 from trendcast.explain.importance import SampleAttributions
+from trendcast.features.indicators import BY_NAME
 
-GROUP_COLOURS = {"trend": "#1f77b4", "momentum": "#ff7f0e", "volatility": "#2ca02c", "volume": "#9467bd",
-                 "returns": "#d62728", "other": "#7f7f7f"}
+GROUP_COLOURS = {
+    "trend": "#1f77b4",
+    "momentum": "#ff7f0e",
+    "volatility": "#2ca02c",
+    "volume": "#9467bd",
+    "returns": "#d62728",
+    "other": "#7f7f7f",
+}
 UP_COLOUR, DOWN_COLOUR = "#d62728", "#1f77b4"
 
 
@@ -43,9 +52,10 @@ def plot_importance(table: pd.DataFrame, path: str | Path, top: int = 20) -> Pat
     ax.barh(rows["label"], rows["mean_abs"], color=[GROUP_COLOURS.get(g, "#7f7f7f") for g in rows["group"]])
     ax.set_xlabel("mean |attribution|")
     ax.set_title("Global feature importance")
-    for group in dict.fromkeys(rows["group"]):
-        ax.bar(0, 0, color=GROUP_COLOURS.get(group, "#7f7f7f"), label=group)
-    ax.legend(loc="lower right", fontsize=8)
+    groups = dict.fromkeys(rows["group"])
+    ax.legend(
+        handles=[Patch(color=GROUP_COLOURS.get(g, "#7f7f7f"), label=g) for g in groups], loc="lower right", fontsize=8
+    )
     return _save(figure, path)
 
 
@@ -53,9 +63,9 @@ def _attention_axes(ax: Axes, weights: np.ndarray, dates: list[pd.Timestamp] | N
     matrix = weights[None, :] if weights.ndim == 1 else weights
     image = ax.imshow(matrix, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.figure.colorbar(image, ax=ax, label="attention")
-    ax.set_xlabel("day in window (0 = signal date)")
+    ax.set_xlabel("day in window (0 = signal date)" if dates is None else "date (last = signal date)")
     window = matrix.shape[1]
-    ticks = np.unique(np.linspace(0, window - 1, min(window, 8)).round().astype(int))
+    ticks = np.arange(window - 1, -1, -max(1, -(-window // 8)))[::-1]  # <= 8 ticks, the signal date always one
     ax.set_xticks(ticks)
     if dates is not None:
         ax.set_xticklabels([pd.Timestamp(dates[i]).strftime("%Y-%m-%d") for i in ticks], rotation=45, ha="right")
@@ -67,8 +77,12 @@ def _attention_axes(ax: Axes, weights: np.ndarray, dates: list[pd.Timestamp] | N
         ax.set_ylabel("sample")
 
 
-def plot_attention(weights: np.ndarray, path: str | Path, dates: list[pd.Timestamp] | None = None,
-                   title: str = "Attention over the window") -> Path:
+def plot_attention(
+    weights: np.ndarray,
+    path: str | Path,
+    dates: list[pd.Timestamp] | None = None,
+    title: str = "Attention over the window",
+) -> Path:
     """A strip for one prediction's (window,) weights, or a heatmap for (samples, window)."""
     figure = Figure(figsize=(8, 1.8 if weights.ndim == 1 else 4.5))
     ax = figure.add_subplot()
@@ -90,21 +104,29 @@ def plot_beeswarm(attributions: SampleAttributions, path: str | Path, top: int =
         jitter = rng.uniform(-0.3, 0.3, len(values))
         points = ax.scatter(contributions[:, j], row + jitter, c=colour, cmap="coolwarm", vmin=0, vmax=1, s=8)
     ax.set_yticks(range(len(order)))
-    ax.set_yticklabels([attributions.feature_names[j] for j in order])
+    names = attributions.feature_names
+    ax.set_yticklabels([BY_NAME[names[j]].label if names[j] in BY_NAME else names[j] for j in order])
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel(f"attribution ({attributions.batch.output_space})")
+    targets = np.unique(attributions.batch.targets)
+    towards = f"class {CLASS_NAMES[int(targets[0])]}" if len(targets) == 1 else "each sample's predicted class"
+    ax.set_xlabel(f"attribution towards {towards} ({attributions.batch.output_space})")
     figure.colorbar(points, ax=ax, label="feature value (rank: low -> high)")
     ax.set_title("Attributions per sample")
     return _save(figure, path)
 
 
-def _waterfall_axes(ax: Axes, explanation: Explanation, top: int) -> None:
-    top_items = sorted(explanation.contributions.items(), key=lambda kv: -abs(kv[1]))
-    shown, rest = top_items[:top], top_items[top:]
-    labels = {f.feature: f"{f.label} = {f.value_text}" for f in explanation.top_features}
-    steps = [(labels.get(name, name), value) for name, value in shown]
+def _waterfall_steps(explanation: Explanation) -> list[tuple[str, float]]:
+    """The top features (label = value, contribution), then all other features summed into one bar."""
+    steps = [(f"{f.label} = {f.value_text}", f.contribution) for f in explanation.top_features]
+    shown = {f.feature for f in explanation.top_features}
+    rest = [value for name, value in explanation.contributions.items() if name not in shown]
     if rest:
-        steps.append((f"{len(rest)} other features", sum(v for _, v in rest)))
+        steps.append((f"{len(rest)} other feature{'s' if len(rest) > 1 else ''}", float(sum(rest))))
+    return steps
+
+
+def _waterfall_axes(ax: Axes, explanation: Explanation) -> None:
+    steps = _waterfall_steps(explanation)
     start = explanation.base_value
     for row, (_, value) in enumerate(steps):
         ax.barh(row, value, left=start, color=UP_COLOUR if value > 0 else DOWN_COLOUR)
@@ -115,15 +137,15 @@ def _waterfall_axes(ax: Axes, explanation: Explanation, top: int) -> None:
     ax.invert_yaxis()
     ax.axvline(explanation.base_value, color="grey", ls="--", lw=0.8, label=f"base {explanation.base_value:.3f}")
     ax.axvline(explanation.output_value, color="black", lw=0.8, label=f"output {explanation.output_value:.3f}")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     ax.set_xlabel(f"{explanation.output_space} of {explanation.predicted_label}")
 
 
-def plot_waterfall(explanation: Explanation, path: str | Path, top: int = 10) -> Path:
-    """Base value, then the `top` contributions (the rest summed), ending at the explained output."""
-    figure = Figure(figsize=(8, 0.4 * (top + 1) + 1.5))
+def plot_waterfall(explanation: Explanation, path: str | Path) -> Path:
+    """Base value, then each top feature's contribution (the rest summed), ending at the explained output."""
+    figure = Figure(figsize=(8, 0.4 * (len(explanation.top_features) + 2) + 1.5))
     ax = figure.add_subplot()
-    _waterfall_axes(ax, explanation, top)
+    _waterfall_axes(ax, explanation)
     ax.set_title(explanation.sentence, fontsize=8, wrap=True)
     return _save(figure, path)
 
@@ -134,13 +156,14 @@ def _attention_of(explanation: Explanation) -> tuple[np.ndarray, list[pd.Timesta
     return np.array([a.weight for a in steps]), dates if len(dates) == len(steps) else None
 
 
-def plot_explanation(explanation: Explanation, path: str | Path, top: int = 10) -> Path:
+def plot_explanation(explanation: Explanation, path: str | Path) -> Path:
     """The waterfall and, for sequence models, the attention strip below it, in one PNG."""
     has_attention = explanation.attention is not None
-    figure = Figure(figsize=(9, 0.4 * (top + 1) + (4.0 if has_attention else 1.5)))
-    axes = figure.subplots(2 if has_attention else 1, 1, squeeze=False,
-                           gridspec_kw={"height_ratios": [3, 1]} if has_attention else None)[:, 0]
-    _waterfall_axes(axes[0], explanation, top)
+    figure = Figure(figsize=(9, 0.4 * (len(explanation.top_features) + 2) + (4.0 if has_attention else 1.5)))
+    axes = figure.subplots(
+        2 if has_attention else 1, 1, squeeze=False, gridspec_kw={"height_ratios": [3, 1]} if has_attention else None
+    )[:, 0]
+    _waterfall_axes(axes[0], explanation)
     axes[0].set_title(explanation.sentence, fontsize=8, wrap=True)
     if explanation.attention is not None:
         _attention_axes(axes[1], *_attention_of(explanation))
@@ -148,9 +171,14 @@ def plot_explanation(explanation: Explanation, path: str | Path, top: int = 10) 
     return _save(figure, path)
 
 
-def save_explanation_plots(explanation: Explanation, folder: str | Path, *,
-                           attributions: SampleAttributions | None = None, importance: pd.DataFrame | None = None,
-                           attention_matrix: np.ndarray | None = None) -> list[Path]:
+def save_explanation_plots(
+    explanation: Explanation,
+    folder: str | Path,
+    *,
+    attributions: SampleAttributions | None = None,
+    importance: pd.DataFrame | None = None,
+    attention_matrix: np.ndarray | None = None,
+) -> list[Path]:
     """Write every plot that applies into `folder`: waterfall, attention strip, plus importance bars, beeswarm and
     attention heatmap when their data is given. Returns the files written."""
     out = Path(folder)

@@ -9,22 +9,32 @@ its expectation over the baselines. Which method explains which model, and in wh
 
     model      method                                   output explained             exactness
     bilstm     Integrated Gradients (Captum), averaged  P(target class)              quadrature error, measured
-               over K baselines from the training                                    (~1e-4 on trained models)
+               over K baselines from the training                                    and reported (see below)
                background, Gauss-Legendre nodes
     lightgbm   SHAP TreeExplainer (path-dependent)      raw score (log-odds) of the  exact (float error)
                on the signal date's features            target class
-    logreg     exact linear SHAP: coef * (x - mean)     the target class's logit     exact (float error)
+    logreg     exact linear SHAP: coef * (x - mean)     the target class's logit     exact (float32 logits)
     momentum   everything on `ret_1`, the only input    P(target class)              exact
     majority   zero contributions (ignores its input)   P(target class)              exact
 
 Why Integrated Gradients for the Bi-LSTM, not SHAP's PyTorch explainers: DeepExplainer does not support LSTMs
 (measured here: additivity off by ~40% while its own check passed). GradientExplainer (expected gradients) samples
-random baselines and path points, so completeness holds only in expectation, and with default settings it took
-~13 s for 4 samples. IG averaged over K fixed background baselines is the deterministic form of expected gradients:
-each path satisfies completeness exactly in the limit, the LSTM's output is smooth along a path so Gauss-Legendre
-quadrature converges in few nodes, and all K x n_steps path points go through the network as one batched
-forward/backward pass. `IGConfig()` (K=8, 16 nodes: 128 points) meets the < 1 s budget on one CPU thread for the
-default 128/64 model over 60 x 51 windows; see benchmarks/bench_explain.py for the measured time and error.
+random baselines and path points, so completeness holds only in expectation: at the same budget of 128 gradient
+evaluations it took 1.3-2.4 s per prediction here (IG: 0.8 s) with a ~15x larger additivity error (bench_explain.py
+--weight-scale 3 --gradient-explainer 128). IG averaged over K fixed background baselines is the deterministic form of expected
+gradients: each path is complete in the limit, Gauss-Legendre nodes converge fast where the network is smooth, and
+all K x n_steps path points go through the network as one batched forward/backward pass.
+
+Default `IGConfig()`: K=4 baselines x 32 nodes = 128 path points. On the default 128/64 model over 60 x 51 windows,
+one CPU thread: ~0.45 s on a quiet core, 0.77-0.95 s (median) on this shared 2-core VM at load ~4.5; additivity
+error ~4e-7 (untrained weights) to ~3e-4 median, 0.2% of output - base (weights x3, a confident network). The LSTM's
+forward+backward pass over the 128 path points is ~85% of the time.
+
+Known limit: a trained recurrent network can switch state abruptly somewhere along the straight path (attention
+jumps from one set of days to another within 1/1000 of the path), and no affordable number of nodes integrates such
+a jump. On tiny, sharply trained test networks the error was 5-25% of `output - base`; on a weakly trained 32/16
+model of real-feature data it was ~0.3%. So every result carries its measured `additivity_errors` and
+`relative_errors`; read contributions of a prediction with a large relative error as a ranking, not as exact shares.
 
 Attributions are in *scaled* feature space (what the model sees); the explanation shows the raw indicator values.
 The background is a small set of scaled training windows (`background_from_training`), saved beside the model
@@ -41,7 +51,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import torch
 
 from trendcast.errors import LeakageError, ModelError
@@ -113,12 +122,16 @@ def background_from_training(model: DirectionModel, train: WindowSet, size: int 
     if model.trained_through is None:
         raise ModelError(f"{model.name}: the model is not fitted; fit it before drawing an explanation background")
     if train.feature_names != model.feature_names or train.window != model.window:
-        raise ModelError(f"{model.name}: the background set has other features or window than the model; pass "
-                         "the model's own (unscaled) training WindowSet")
+        raise ModelError(
+            f"{model.name}: the background set has other features or window than the model; pass "
+            "the model's own (unscaled) training WindowSet"
+        )
     eligible = np.flatnonzero(train.dates <= np.datetime64(model.trained_through))
     if len(eligible) == 0:
-        raise LeakageError(f"no training sample is dated on or before {model.trained_through.date()}; the background "
-                           "must come from the model's training data")
+        raise LeakageError(
+            f"no training sample is dated on or before {model.trained_through.date()}; the background "
+            "must come from the model's training data"
+        )
     rng = np.random.default_rng(seed)
     picked = rng.choice(eligible, size=min(size, len(eligible)), replace=False)
     windows = train.windows(picked)  # (size, window, n_features), unscaled
@@ -147,8 +160,10 @@ def load_background(folder: str | Path) -> np.ndarray | None:
 
 def _check_background_shape(background: np.ndarray) -> None:
     if background.ndim != 3 or len(background) == 0:
-        raise ModelError(f"an explanation background must be (k >= 1, window, n_features) scaled windows, got "
-                         f"shape {background.shape}; build it with background_from_training()")
+        raise ModelError(
+            f"an explanation background must be (k >= 1, window, n_features) scaled windows, got "
+            f"shape {background.shape}; build it with background_from_training()"
+        )
 
 
 def baselines_for(model: DirectionModel, background: np.ndarray | None, count: int | None = None) -> np.ndarray:
@@ -157,20 +172,34 @@ def baselines_for(model: DirectionModel, background: np.ndarray | None, count: i
     if background is None:
         return np.zeros((1, *shape), dtype=np.float32)
     if background.ndim != 3 or background.shape[1:] != shape:
-        raise ModelError(f"{model.name}: the background has shape {background.shape[1:]} per window but the model "
-                         f"reads {shape}; rebuild it with background_from_training(model, train)")
+        raise ModelError(
+            f"{model.name}: the background has shape {background.shape[1:]} per window but the model "
+            f"reads {shape}; rebuild it with background_from_training(model, train)"
+        )
     return np.ascontiguousarray(background[:count], dtype=np.float32)
 
 
 # -- dispatch --------------------------------------------------------------------------------------------------------
-def attribute(model: DirectionModel, x: np.ndarray, *, targets: np.ndarray | None = None,
-              background: np.ndarray | None = None, config: IGConfig | None = None) -> AttributionBatch:
+def attribute(
+    model: DirectionModel,
+    x: np.ndarray,
+    *,
+    targets: np.ndarray | None = None,
+    background: np.ndarray | None = None,
+    config: IGConfig | None = None,
+) -> AttributionBatch:
     """Attributions for scaled windows `x` (n, window, n_features), each towards `targets` (default: the predicted
     class). The method follows the model type (table in the module docstring)."""
-    model.predict_scaled(x[:1])  # validates fitted state and shape, with the model's own message
+    expected = (model.window, len(model.feature_names))
+    if x.ndim != 3 or x.shape[1:] != expected or len(x) == 0:
+        raise ModelError(
+            f"{model.name}: attributions need scaled windows of shape (n >= 1, {expected[0]}, "
+            f"{expected[1]}), got {x.shape}; scale them with model.scale_rows"
+        )
     x = np.ascontiguousarray(x, dtype=np.float32)
-    chosen = targets if targets is not None else model.predict_scaled(x).argmax(axis=1)
-    chosen = np.asarray(chosen, dtype=np.int64)
+    chosen = np.asarray(model.predict_scaled(x).argmax(axis=1) if targets is None else targets, dtype=np.int64)
+    if chosen.shape != (len(x),) or not np.isin(chosen, (0, 1, 2)).all():
+        raise ModelError(f"targets must be one class id (0, 1 or 2) per window, got {chosen!r}")
     if isinstance(model, BiLSTMModel):
         return integrated_gradients(model, x, chosen, background, config or IGConfig())
     if isinstance(model, LightGBMModel):
@@ -181,13 +210,16 @@ def attribute(model: DirectionModel, x: np.ndarray, *, targets: np.ndarray | Non
         return single_feature(model, x, chosen, baselines_for(model, background))
     if isinstance(model, MajorityModel):
         return constant(model, x, chosen)
-    raise ModelError(f"explanations support the models {', '.join(SUPPORTED_MODELS)}; {model.name!r} "
-                     f"({type(model).__name__}) has no explainer yet. Add one in trendcast.explain.shap_values.")
+    raise ModelError(
+        f"explanations support the models {', '.join(SUPPORTED_MODELS)}; {model.name!r} "
+        f"({type(model).__name__}) has no explainer yet. Add one in trendcast.explain.shap_values."
+    )
 
 
 # -- Bi-LSTM: Integrated Gradients over background baselines ---------------------------------------------------------
-def integrated_gradients(model: BiLSTMModel, x: np.ndarray, targets: np.ndarray, background: np.ndarray | None,
-                         config: IGConfig) -> AttributionBatch:
+def integrated_gradients(
+    model: BiLSTMModel, x: np.ndarray, targets: np.ndarray, background: np.ndarray | None, config: IGConfig
+) -> AttributionBatch:
     """IG on P(target) averaged over K baselines: steps[i] = mean_k IG(x_i; b_k), so
     sum(steps[i]) = P(target | x_i) - mean_k P(target | b_k) up to the quadrature error."""
     from captum.attr import IntegratedGradients
@@ -205,19 +237,31 @@ def integrated_gradients(model: BiLSTMModel, x: np.ndarray, targets: np.ndarray,
     for start in range(0, len(x), per_chunk):
         chunk = torch.from_numpy(x[start : start + per_chunk])  # (c, window, F)
         inputs = chunk.repeat_interleave(k, dim=0)  # (c * k, window, F): each sample once per baseline
-        paths = ig.attribute(inputs, baselines=baselines.repeat(len(chunk), 1, 1),
-                             target=torch.from_numpy(targets[start : start + per_chunk]).repeat_interleave(k),
-                             n_steps=config.n_steps, method=config.method)
+        paths = ig.attribute(
+            inputs,
+            baselines=baselines.repeat(len(chunk), 1, 1),
+            target=torch.from_numpy(targets[start : start + per_chunk]).repeat_interleave(k),
+            n_steps=config.n_steps,
+            method=config.method,
+        )
         steps[start : start + len(chunk)] = paths.detach().double().reshape(len(chunk), k, *x.shape[1:]).mean(1).numpy()
     output, base = _probability_at(network, x, baselines, targets)
     details = {**config.as_dict(), "n_baselines": k, "baseline": "background" if background is not None else "median"}
-    return AttributionBatch(features=steps.sum(axis=1), steps=steps, targets=targets, base_values=base,
-                            output_values=output, method="integrated_gradients", output_space="probability",
-                            details=details)
+    return AttributionBatch(
+        features=steps.sum(axis=1),
+        steps=steps,
+        targets=targets,
+        base_values=base,
+        output_values=output,
+        method="integrated_gradients",
+        output_space="probability",
+        details=details,
+    )
 
 
-def _probability_at(network: torch.nn.Module, x: np.ndarray, baselines: torch.Tensor,
-                    targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _probability_at(
+    network: torch.nn.Module, x: np.ndarray, baselines: torch.Tensor, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """P(target | x_i) and mean_k P(target | b_k), in the same float32 network the gradients came from."""
     with torch.no_grad():
         p_x = torch.softmax(network(torch.from_numpy(x))[0], dim=1).double().numpy()  # (n, 3)
@@ -270,9 +314,16 @@ def tree_shap(model: LightGBMModel, last: np.ndarray, targets: np.ndarray) -> At
         features, base, output = values * sign[:, None], expected[0] * sign, raw * sign
     else:  # (n, n_features, n_classes)
         features, base, output = values[rows, :, columns], expected[columns], raw[rows, columns]
-    return AttributionBatch(features=features, steps=None, targets=targets, base_values=base, output_values=output,
-                            method="tree_shap", output_space="log_odds",
-                            details={"perturbation": "tree_path_dependent"})
+    return AttributionBatch(
+        features=features,
+        steps=None,
+        targets=targets,
+        base_values=base,
+        output_values=output,
+        method="tree_shap",
+        output_space="log_odds",
+        details={"perturbation": "tree_path_dependent"},
+    )
 
 
 def linear_shap(model: LogisticModel, last: np.ndarray, targets: np.ndarray, mean: np.ndarray) -> AttributionBatch:
@@ -292,8 +343,16 @@ def linear_shap(model: LogisticModel, last: np.ndarray, targets: np.ndarray, mea
         output = decision[np.arange(len(last)), columns]
     features = coef * (last.astype(np.float64) - mean)
     base = (coef * mean).sum(axis=1) + intercept
-    return AttributionBatch(features=features, steps=None, targets=targets, base_values=base, output_values=output,
-                            method="linear_shap", output_space="log_odds", details={"mean": "background last steps"})
+    return AttributionBatch(
+        features=features,
+        steps=None,
+        targets=targets,
+        base_values=base,
+        output_values=output,
+        method="linear_shap",
+        output_space="log_odds",
+        details={"mean": "background last steps"},
+    )
 
 
 def single_feature(model: MomentumModel, x: np.ndarray, targets: np.ndarray, baselines: np.ndarray) -> AttributionBatch:
@@ -303,17 +362,27 @@ def single_feature(model: MomentumModel, x: np.ndarray, targets: np.ndarray, bas
     base = model.predict_scaled(baselines).mean(axis=0)[targets]
     features = np.zeros((len(x), x.shape[2]))
     features[:, model.feature_names.index(model.feature)] = output - base
-    return AttributionBatch(features=features, steps=None, targets=targets, base_values=base, output_values=output,
-                            method="single_feature", output_space="probability", details={"feature": model.feature})
+    return AttributionBatch(
+        features=features,
+        steps=None,
+        targets=targets,
+        base_values=base,
+        output_values=output,
+        method="single_feature",
+        output_space="probability",
+        details={"feature": model.feature},
+    )
 
 
 def constant(model: MajorityModel, x: np.ndarray, targets: np.ndarray) -> AttributionBatch:
     """The majority model ignores its input: every contribution is 0 and the base value is the output."""
     output = model.predict_scaled(x)[np.arange(len(x)), targets]
-    return AttributionBatch(features=np.zeros((len(x), x.shape[2])), steps=None, targets=targets, base_values=output,
-                            output_values=output, method="constant", output_space="probability")
-
-
-def as_frame(batch: AttributionBatch, feature_names: tuple[str, ...]) -> pd.DataFrame:
-    """(n, n_features) contributions as a frame with feature-name columns."""
-    return pd.DataFrame(batch.features, columns=list(feature_names))
+    return AttributionBatch(
+        features=np.zeros((len(x), x.shape[2])),
+        steps=None,
+        targets=targets,
+        base_values=output,
+        output_values=output,
+        method="constant",
+        output_space="probability",
+    )

@@ -96,7 +96,8 @@ class MomentumModel(DirectionModel):
 
     The model sees *scaled* windows: scaled = clip((raw - center) / scale). Since scale > 0 and clipping keeps
     order, raw > 0 exactly when scaled > -center / scale, so the sign is recovered by comparing with that threshold
-    instead of unscaling (which clipping would make inexact).
+    instead of unscaling (which clipping would make inexact). Only returns within float32 rounding of zero (about
+    1e-7 x the scale) can land on the wrong side.
     """
 
     name = "momentum"

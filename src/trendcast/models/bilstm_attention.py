@@ -76,7 +76,9 @@ class BiLSTMModel(DirectionModel):
     """The Bi-LSTM with attention behind the `DirectionModel` contract.
 
     Without a `valid` set, `fit` holds out the time-ordered tail of the training dates (`validation_fraction`) after
-    a purge gap of `horizon` dates, for early stopping. `max_train_samples` keeps only the most recent samples.
+    a purge gap of `horizon` dates, for early stopping; the scaler, fitted by the base class on all of `train`, also
+    covers that tail (never anything later). Pass `valid` only for a slice dated before the test period, never the
+    test fold itself: early stopping picks the epoch on it. `max_train_samples` keeps only the most recent samples.
 
     Examples:
         model = BiLSTMModel(config, threads=2).fit(train)

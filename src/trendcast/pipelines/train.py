@@ -274,5 +274,44 @@ def log_extras(
     ws: WindowSet,
     primary: str,
 ) -> dict[str, Any]:
-    """Hooks for later stages (backtest, explanations) that log into the same run; returns report additions."""
-    return {}
+    """Later stages that log into the same run (global importance, backtest); returns report additions."""
+    extras: dict[str, Any] = {}
+    extras["importance"] = _log_global_importance(result, ws, primary, config)
+    from trendcast.pipelines.main_job import log_backtest
+
+    extras["backtest"] = log_backtest(settings, config, result.predictions, primary)
+    return extras
+
+
+def _log_global_importance(
+    result: WalkForwardResult, ws: WindowSet, primary: str, config: ExperimentConfig
+) -> dict[str, Any] | None:
+    """Mean |attribution| per feature and group over the last test fold, by the model fit on that fold's train."""
+    import mlflow
+
+    from trendcast import tracking
+    from trendcast.explain import background_from_training, global_importance, importance_metrics
+    from trendcast.explain.plots import plot_importance
+
+    model = result.last_fold_models.get(primary)
+    if model is None or model.name == "majority":
+        return None
+    fold = result.folds[-1].fold
+    test, train = ws.take(fold.test_mask(ws.dates)), ws.take(fold.train_mask(ws.dates))
+    background = background_from_training(model, train, size=32, seed=config.seed)
+    table = global_importance(model, test, max_samples=100, background=background, seed=config.seed)
+    tracking.log_metrics(importance_metrics(table))
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "global_importance.csv"
+        table.to_csv(csv, index=False)
+        mlflow.log_artifact(str(csv))
+        mlflow.log_artifact(str(plot_importance(table, Path(tmp) / "global_importance.png")))
+    top = table.sort_values("rank").head(10)
+    return {
+        "fold": fold.index,
+        "n_samples": int(min(100, len(test))),
+        "top_features": [
+            {"feature": str(f), "mean_abs": float(m), "share": float(s)}
+            for f, m, s in zip(top["feature"], top["mean_abs"], top["share"], strict=True)
+        ],
+    }

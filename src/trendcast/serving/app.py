@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -27,13 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from trendcast.config import Settings, load_settings
 from trendcast.serving.cache import make_cache
-from trendcast.serving.dependencies import (
-    Services,
-    StoreHandle,
-    enforce_rate_limit,
-    require_admin_key,
-    require_api_key,
-)
+from trendcast.serving.dependencies import Services, StoreHandle, admin_guard, api_guard
 from trendcast.serving.errors import install_error_handlers
 from trendcast.serving.inference import ModelLoader, ModelSlot, default_loader
 from trendcast.serving.logging import configure_logging
@@ -67,27 +60,26 @@ route by default (429 with Retry-After). When the server has API keys, send one 
 
 def _services(settings: Settings, loader: ModelLoader) -> Services:
     return Services(
-        settings=settings, loader=loader, slot=ModelSlot(), store=StoreHandle(settings.resolved_database_url),
-        metrics=ServiceMetrics(), cache=make_cache(settings), limiter=RateLimiter.from_settings(settings),
-        api_keys=KeyRing(settings.all_api_keys()), admin_keys=KeyRing(settings.all_admin_keys()),
-        executor=_inference_executor(),
+        settings=settings,
+        loader=loader,
+        slot=ModelSlot(),
+        store=StoreHandle(settings.resolved_database_url),
+        metrics=ServiceMetrics(),
+        cache=make_cache(settings),
+        limiter=RateLimiter.from_settings(settings),
+        api_keys=KeyRing(settings.all_api_keys()),
+        admin_keys=KeyRing(settings.all_admin_keys()),
     )
-
-
-def _inference_executor() -> ThreadPoolExecutor:
-    """One inference thread per worker: forward passes run one at a time, batched by the MicroBatcher."""
-    return ThreadPoolExecutor(1, thread_name_prefix="trendcast-inference")
 
 
 def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if services.executor._shutdown:  # an app started again (tests)
-            services.executor = _inference_executor()
         await try_initial_load(services)
         if services.settings.redis_url:
-            services.watcher = GenerationWatcher(services, services.settings.redis_url,
-                                                 services.settings.redis_key_prefix)
+            services.watcher = GenerationWatcher(
+                services, services.settings.redis_url, services.settings.redis_key_prefix
+            )
             await services.watcher.start()
         try:
             yield
@@ -96,7 +88,6 @@ def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextMan
                 await services.watcher.stop()
             await services.cache.close()
             services.store.close()
-            services.executor.shutdown(wait=True)
 
     return lifespan
 
@@ -126,10 +117,9 @@ def _docs_router(app: FastAPI) -> tuple[APIRouter, dict[str, str]]:
 
 def _include_routes(app: FastAPI) -> None:
     app.include_router(health.router)
-    guarded = [Depends(enforce_rate_limit), Depends(require_api_key)]
     for router in (predictions.router, model.router, tickers.router):
-        app.include_router(router, dependencies=guarded)
-    app.include_router(admin.router, dependencies=[Depends(enforce_rate_limit), Depends(require_admin_key)])
+        app.include_router(router, dependencies=[Depends(api_guard)])
+    app.include_router(admin.router, dependencies=[Depends(admin_guard)])
 
 
 def create_app(settings: Settings | None = None, model_loader: ModelLoader | None = None) -> FastAPI:
@@ -143,8 +133,15 @@ def create_app(settings: Settings | None = None, model_loader: ModelLoader | Non
     settings = settings or load_settings()
     configure_logging(settings)
     services = _services(settings, model_loader or default_loader)
-    app = FastAPI(title="trendcast", version=_version(), description=DESCRIPTION, docs_url=None, redoc_url=None,
-                  openapi_url=None, lifespan=_lifespan(services))
+    app = FastAPI(
+        title="trendcast",
+        version=_version(),
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=_lifespan(services),
+    )
     app.state.services = services
     install_error_handlers(app)
     _include_routes(app)
@@ -152,12 +149,21 @@ def create_app(settings: Settings | None = None, model_loader: ModelLoader | Non
     app.include_router(docs)
     install_openapi(app)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER],
-                           expose_headers=[REQUEST_ID_HEADER, "Retry-After", "X-RateLimit-Limit",
-                                           "X-RateLimit-Remaining"], max_age=600)
-    app.add_middleware(ServiceMiddleware, metrics=services.metrics, max_body_bytes=settings.max_body_bytes,
-                       production=settings.environment == "production", csp_by_path=csp_by_path)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining"],
+            max_age=600,
+        )
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=services.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        production=settings.environment == "production",
+        csp_by_path=csp_by_path,
+    )
     return app
 
 

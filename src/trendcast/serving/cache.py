@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date
 from typing import Any, Protocol
 
@@ -53,21 +54,22 @@ class PredictionCache(Protocol):
 class MemoryCache:
     """A bounded TTL dict for one worker."""
 
-    def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = MEMORY_MAX_ENTRIES, clock: Callable[[], float] = time.monotonic) -> None:
         self._entries: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self._max = max_entries
+        self._clock = clock
 
     async def get(self, key: str) -> dict[str, Any] | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] < time.monotonic():
+        if entry[0] < self._clock():
             del self._entries[key]
             return None
         return entry[1]
 
     async def set(self, key: str, value: dict[str, Any], ttl_s: int) -> None:
-        self._entries[key] = (time.monotonic() + ttl_s, value)
+        self._entries[key] = (self._clock() + ttl_s, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

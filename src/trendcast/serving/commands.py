@@ -45,8 +45,17 @@ def serve(
     settings = load_settings()
     n_workers = workers or settings.workers
     prepare_multiprocess_dir(n_workers)
-    uvicorn.run(FACTORY, factory=True, host=host or settings.host, port=port or settings.port, workers=n_workers,
-                access_log=False, log_config=None, proxy_headers=True, server_header=False)
+    uvicorn.run(
+        FACTORY,
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=n_workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
 
 
 if __name__ == "__main__":  # `python -m trendcast.serving.commands --port 8000` until the CLI registers `serve`

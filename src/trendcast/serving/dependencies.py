@@ -2,7 +2,8 @@
 the guards (API key, admin key, rate limit) that routers attach.
 
 Every dependency is `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool, and that hop
-cost more than the rest of a prediction request's framework overhead together.
+cost more than the rest of a prediction request's framework overhead together. For the same reason the prediction
+routes take only the `Request` and call `services_of` / `current_model` themselves.
 
 `Services` is built once per worker by the lifespan in `app.py` and kept on `app.state.services`. Tests override
 the model through `create_app(settings, model_loader=...)`, the same seam production uses.
@@ -11,7 +12,6 @@ the model through `create_app(settings, model_loader=...)`, the same seam produc
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -68,33 +68,35 @@ class Services:
     limiter: RateLimiter | None
     api_keys: KeyRing
     admin_keys: KeyRing
-    executor: ThreadPoolExecutor
     watcher: GenerationWatcher | None = None  # set when Redis is configured: keeps all workers on one model
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-async def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+def current_model(services: Services) -> ServingModel:
+    """The current model; the reference is read once, so a reload during the request does not affect it."""
+    current = services.slot.current
+    if current is None:
+        raise ModelNotReadyError(
+            "no model is loaded yet: register a champion (`trendcast train`) or set "
+            "TRENDCAST_MODEL_DIR, then POST /api/v1/admin/reload"
+        )
+    return current
+
+
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_settings(services: ServicesDep) -> Settings:
-    return services.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
 async def get_model(services: ServicesDep) -> ServingModel:
-    """The current model; the reference is read once, so a reload during the request does not affect it."""
-    current = services.slot.current
-    if current is None:
-        raise ModelNotReadyError("no model is loaded yet: register a champion (`trendcast train`) or set "
-                                 "TRENDCAST_MODEL_DIR, then POST /api/v1/admin/reload")
-    return current
+    return current_model(services)
 
 
 ModelDep = Annotated[ServingModel, Depends(get_model)]
@@ -106,23 +108,37 @@ async def get_store(services: ServicesDep) -> BarStore:
 
 StoreDep = Annotated[BarStore, Depends(get_store)]
 
-api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
-                              description="API key; required on /api/v1 when the server has keys configured, "
-                                          "and an admin key on /api/v1/admin.")
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="API key; required on /api/v1 when the server has keys configured, and an admin key on /api/v1/admin.",
+)
 ApiKeyDep = Annotated[str | None, Security(api_key_header)]
 
 
-async def require_api_key(services: ServicesDep, key: ApiKeyDep) -> None:
-    """When API keys are configured, every /api/v1 route needs one of them (admin keys count too)."""
+async def api_guard(request: Request, key: ApiKeyDep) -> None:
+    """Every /api/v1 route: the rate limit, then (when API keys are configured) one of the keys; admin keys count.
+
+    One dependency with no sub-dependency but the key header keeps FastAPI's per-request dependency solving short:
+    it is a measurable share of a prediction request's cost."""
+    services = services_of(request)
+    await enforce_rate_limit(request, services)
     if services.api_keys and not (services.api_keys.matches(key) or services.admin_keys.matches(key)):
         raise _unauthorized("missing" if not key else "invalid")
 
 
-async def require_admin_key(services: ServicesDep, key: ApiKeyDep) -> None:
-    """Admin routes need an admin key: 401 without a valid key, 403 with a non-admin key or no admin keys set."""
+async def admin_guard(request: Request, key: ApiKeyDep) -> None:
+    """/api/v1/admin: the rate limit, then an admin key (401 without a valid key, 403 with a non-admin key or when
+    no admin key is configured)."""
+    services = services_of(request)
+    await enforce_rate_limit(request, services)
     if not services.admin_keys:
-        raise ApiError(403, "admin_disabled", "The admin API is off: no admin key is configured. "
-                                              "Set TRENDCAST_ADMIN_API_KEYS or TRENDCAST_ADMIN_API_KEYS_FILE.")
+        raise ApiError(
+            403,
+            "admin_disabled",
+            "The admin API is off: no admin key is configured. "
+            "Set TRENDCAST_ADMIN_API_KEYS or TRENDCAST_ADMIN_API_KEYS_FILE.",
+        )
     if services.admin_keys.matches(key):
         return
     if services.api_keys.matches(key):
@@ -131,15 +147,19 @@ async def require_admin_key(services: ServicesDep, key: ApiKeyDep) -> None:
 
 
 def _unauthorized(what: str) -> ApiError:
-    return ApiError(401, "unauthorized", f"{what.capitalize()} API key: send a valid key in the {API_KEY_HEADER} "
-                                         "header.", headers={"WWW-Authenticate": API_KEY_HEADER})
+    return ApiError(
+        401,
+        "unauthorized",
+        f"{what.capitalize()} API key: send a valid key in the {API_KEY_HEADER} header.",
+        headers={"WWW-Authenticate": API_KEY_HEADER},
+    )
 
 
 def _client_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def enforce_rate_limit(request: Request, services: ServicesDep) -> None:
+async def enforce_rate_limit(request: Request, services: Services) -> None:
     """Count this request against (route template, client); 429 with Retry-After when over the limit."""
     limiter = services.limiter
     if limiter is None:
@@ -149,9 +169,12 @@ async def enforce_rate_limit(request: Request, services: ServicesDep) -> None:
     request.state.rate_limit = decision
     if not decision.allowed:
         services.metrics.rate_limited.labels(route).inc()
-        raise ApiError(429, "rate_limited",
-                       f"Too many requests: the limit is {decision.limit} per "
-                       f"{limiter.limit_for(route).get_expiry()} s per client on this route; retry in "
-                       f"{decision.retry_after_s} s.",
-                       {"limit": decision.limit, "retry_after_s": decision.retry_after_s},
-                       headers={"Retry-After": str(decision.retry_after_s)})
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many requests: the limit is {decision.limit} per "
+            f"{limiter.limit_for(route).get_expiry()} s per client on this route; retry in "
+            f"{decision.retry_after_s} s.",
+            {"limit": decision.limit, "retry_after_s": decision.retry_after_s},
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )

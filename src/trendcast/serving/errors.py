@@ -64,8 +64,9 @@ class ApiError(HTTPException):
     FastAPI itself reads the body (the body-size guard raises it from inside `receive`).
     """
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(status_code=status, detail=message, headers=headers)
         self.code = code
         self.message = message
@@ -74,14 +75,17 @@ class ApiError(HTTPException):
 
 def error_body(code: str, message: str, details: Any = None) -> bytes:
     """The JSON bytes of the one error shape, with the current request id."""
-    return orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id_var.get(),
-                                   "details": details}})
+    return orjson.dumps(
+        {"error": {"code": code, "message": message, "request_id": request_id_var.get(), "details": details}}
+    )
 
 
-def error_response(status: int, code: str, message: str, details: Any = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    return Response(error_body(code, message, details), status_code=status, headers=headers,
-                    media_type="application/json")
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        error_body(code, message, details), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 def status_of(exc: TrendcastError) -> tuple[int, str]:
@@ -117,8 +121,11 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
 
 def _clean_validation_error(error: Any) -> dict[str, Any]:
     """Field path, message and type of one Pydantic error, without echoing the (possibly huge) input."""
-    return {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", "")),
-            "type": str(error.get("type", ""))}
+    return {
+        "loc": [str(part) for part in error.get("loc", ())],
+        "msg": str(error.get("msg", "")),
+        "type": str(error.get("type", "")),
+    }
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:

@@ -55,25 +55,51 @@ class ServiceMetrics:
             platform_collector.PlatformCollector(registry=self.registry)
             gc_collector.GCCollector(registry=self.registry)
         r = self.registry
-        self.requests = Counter("trendcast_http_requests", "HTTP requests by route template and status",
-                                ["method", "route", "status"], registry=r)
-        self.latency = Histogram("trendcast_http_request_duration_seconds", "HTTP request latency",
-                                 ["method", "route"], buckets=LATENCY_BUCKETS, registry=r)
-        self.predictions = Counter("trendcast_predictions", "Predictions by predicted class",
-                                   ["predicted_class", "source"], registry=r)
-        self.confidence = Histogram("trendcast_prediction_confidence", "Probability of the predicted class",
-                                    buckets=CONFIDENCE_BUCKETS, registry=r)
-        self.inference = Histogram("trendcast_inference_duration_seconds", "One forward pass (one micro-batch)",
-                                   ["backend"], buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("trendcast_inference_batch_size", "Samples per forward pass",
-                                    buckets=BATCH_BUCKETS, registry=r)
-        self.rate_limited = Counter("trendcast_rate_limit_rejections", "Requests rejected with 429", ["route"],
-                                    registry=r)
+        self.requests = Counter(
+            "trendcast_http_requests",
+            "HTTP requests by route template and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "trendcast_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "trendcast_predictions", "Predictions by predicted class", ["predicted_class", "source"], registry=r
+        )
+        self.confidence = Histogram(
+            "trendcast_prediction_confidence",
+            "Probability of the predicted class",
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.inference = Histogram(
+            "trendcast_inference_duration_seconds",
+            "One forward pass (one micro-batch)",
+            ["backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "trendcast_inference_batch_size", "Samples per forward pass", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.rate_limited = Counter(
+            "trendcast_rate_limit_rejections", "Requests rejected with 429", ["route"], registry=r
+        )
         self.cache = Counter("trendcast_prediction_cache", "Ticker prediction cache lookups", ["result"], registry=r)
         self._model_labels: dict[str, str] | None = None
         if self.multiprocess:
-            self._model_gauge = Gauge("trendcast_model_info", "The model being served (1)",
-                                      ["name", "version", "alias", "backend"], multiprocess_mode="liveall", registry=r)
+            self._model_gauge = Gauge(
+                "trendcast_model_info",
+                "The model being served (1)",
+                ["name", "version", "alias", "backend"],
+                multiprocess_mode="liveall",
+                registry=r,
+            )
         else:
             self._model_info = Info("trendcast_model", "The model being served", registry=r)
 

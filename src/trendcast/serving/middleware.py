@@ -33,8 +33,12 @@ UNMATCHED_ROUTE = "<unmatched>"  # one label for every unknown path, so scanners
 
 class BodyTooLargeError(ApiError):
     def __init__(self, limit: int) -> None:
-        super().__init__(413, "body_too_large", f"The request body is larger than {limit} bytes; send less data "
-                                                "(e.g. split a batch).", {"max_body_bytes": limit})
+        super().__init__(
+            413,
+            "body_too_large",
+            f"The request body is larger than {limit} bytes; send less data (e.g. split a batch).",
+            {"max_body_bytes": limit},
+        )
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -48,13 +52,22 @@ def _rate_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     decision = scope.get("state", {}).get("rate_limit")
     if not isinstance(decision, RateDecision):
         return []
-    return [(b"x-ratelimit-limit", str(decision.limit).encode()),
-            (b"x-ratelimit-remaining", str(decision.remaining).encode())]
+    return [
+        (b"x-ratelimit-limit", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+    ]
 
 
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, max_body_bytes: int, production: bool,
-                 csp_by_path: dict[str, str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+        production: bool,
+        csp_by_path: dict[str, str],
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -71,8 +84,11 @@ class ServiceMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = [500, 0]  # [status code, 1 once the response has started]
-        extra = [(REQUEST_ID_HEADER.lower().encode(), request_id.encode()), *self.static_headers,
-                 (b"content-security-policy", self.csp_by_path.get(scope["path"], self.default_csp))]
+        extra = [
+            (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+            *self.static_headers,
+            (b"content-security-policy", self.csp_by_path.get(scope["path"], self.default_csp)),
+        ]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -131,13 +147,27 @@ class ServiceMiddleware:
         self.metrics.latency.labels(method, route).observe(seconds)
         if access_logger.isEnabledFor(logging.INFO):
             client = scope.get("client")
-            access_logger.info("%s %s %d", method, scope["path"], status, extra={
-                "method": method, "path": scope["path"], "route": route, "status": status,
-                "duration_ms": round(seconds * 1000, 3), "client": client[0] if client else None})
+            access_logger.info(
+                "%s %s %d",
+                method,
+                scope["path"],
+                status,
+                extra={
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "client": client[0] if client else None,
+                },
+            )
 
 
 async def _send_json(send: Send, status: int, body: bytes, headers: Iterable[tuple[str, str]]) -> None:
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   *((k.lower().encode(), v.encode()) for k, v in headers)]
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in headers),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})

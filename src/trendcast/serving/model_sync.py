@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -32,12 +33,25 @@ async def load_model(services: Services) -> tuple[ServingModel | None, ServingMo
     raises (ModelNotReadyError, ModelError), leaving the old model in place."""
     async with services.reload_lock:
         served = await asyncio.to_thread(services.loader, services.settings)
-        new = await asyncio.to_thread(build_serving_model, served, services.executor, services.metrics)
+        _limit_torch_threads(services.settings.torch_threads)
+        new = await asyncio.to_thread(build_serving_model, served, services.metrics)
         old = services.slot.swap(new)
     services.metrics.set_model(served.name, served.version, served.alias, new.backend.name)
-    logger.info("serving model %s version %s (%s backend)%s", served.name, served.version, new.backend.name,
-                f", replacing version {old.served.version}" if old else "")
+    logger.info(
+        "serving model %s version %s (%s backend)%s",
+        served.name,
+        served.version,
+        new.backend.name,
+        f", replacing version {old.served.version}" if old else "",
+    )
     return old, new
+
+
+def _limit_torch_threads(threads: int) -> None:
+    """PyTorch's intra-op threads for eager inference in this worker (TRENDCAST_TORCH_THREADS; 1 when there are as
+    many workers as cores). Set on the event loop thread, where the forward passes run."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 async def try_initial_load(services: Services) -> None:
@@ -45,8 +59,11 @@ async def try_initial_load(services: Services) -> None:
     try:
         await load_model(services)
     except Exception as exc:  # the service must start even without a model
-        logger.warning("no model loaded at startup (%s: %s); /ready answers 503 until POST /api/v1/admin/reload",
-                       type(exc).__name__, exc)
+        logger.warning(
+            "no model loaded at startup (%s: %s); /ready answers 503 until POST /api/v1/admin/reload",
+            type(exc).__name__,
+            exc,
+        )
 
 
 class GenerationWatcher:

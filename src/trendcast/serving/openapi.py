@@ -4,7 +4,8 @@
 this module adds their real contract: `oneOf` the sequence form and the ticker form, from the strict Pydantic
 models in `schemas`. Once a model is loaded the sequence's exact shape (window x n_features) is written into the
 schema (minItems = maxItems), with a correctly shaped example, so clients and schemathesis generate valid windows.
-The document is rebuilt after a reload (the shape may change).
+The document is rebuilt after a reload (the shape may change). The API key is marked optional on /api/v1 when
+the server has no user keys (it is then only needed on /api/v1/admin).
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ def _examples(path: str, services: Services) -> dict[str, Any]:
         return {"mixed": {"summary": "A window and a ticker", "value": {"items": items}}}
     out: dict[str, Any] = {"ticker": {"summary": "A stored ticker on a date", "value": dict(ticker)}}
     if sequence is not None:
-        out["sequence"] = {"summary": "A scaled window (all zeros = every feature at its training median)",
-                           "value": sequence}
+        out["sequence"] = {
+            "summary": "A scaled window (all zeros = every feature at its training median)",
+            "value": sequence,
+        }
     if path == "/api/v1/explain":
         for example in out.values():
             example["value"]["top_k"] = 5
@@ -75,8 +78,9 @@ def _examples(path: str, services: Services) -> dict[str, Any]:
 
 
 def build_openapi(app: FastAPI, services: Services) -> dict[str, Any]:
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
-                         tags=app.openapi_tags)
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
+    )
     models = [m for group in BODIES.values() for m in group]
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(_components(models))
@@ -87,7 +91,18 @@ def build_openapi(app: FastAPI, services: Services) -> dict[str, Any]:
     components["BatchRequest"]["properties"]["items"]["maxItems"] = services.settings.batch_max_items
     for path, group in BODIES.items():
         schema["paths"][path]["post"]["requestBody"] = _request_body(group, _examples(path, services))
+    if not services.api_keys:
+        _make_key_optional(schema)
     return schema
+
+
+def _make_key_optional(schema: dict[str, Any]) -> None:
+    """Without user keys configured, /api/v1 works without X-API-Key: say so (`{}` = no requirement), except on the
+    admin routes, which always need an admin key."""
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            if "security" in operation and not path.startswith("/api/v1/admin"):
+                operation["security"] = [{}, *operation["security"]]
 
 
 def install_openapi(app: FastAPI) -> None:

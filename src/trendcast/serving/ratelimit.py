@@ -54,8 +54,12 @@ def async_redis_uri(url: str) -> str:
 
 def make_storage(settings: Settings) -> Storage:
     if settings.redis_url:
-        return RedisStorage(async_redis_uri(settings.redis_url), wrap_exceptions=True, implementation="redispy",
-                            key_prefix=f"{settings.redis_key_prefix}:ratelimit")
+        return RedisStorage(
+            async_redis_uri(settings.redis_url),
+            wrap_exceptions=True,
+            implementation="redispy",
+            key_prefix=f"{settings.redis_key_prefix}:ratelimit",
+        )
     return MemoryStorage()
 
 
@@ -73,8 +77,11 @@ class RateLimiter:
         if not settings.rate_limit_enabled:
             return None
         default = parse_limit(settings.rate_limit, "TRENDCAST_RATE_LIMIT")
-        predict = parse_limit(settings.rate_limit_predict, "TRENDCAST_RATE_LIMIT_PREDICT") \
-            if settings.rate_limit_predict else default
+        predict = (
+            parse_limit(settings.rate_limit_predict, "TRENDCAST_RATE_LIMIT_PREDICT")
+            if settings.rate_limit_predict
+            else default
+        )
         return cls(default, predict, make_storage(settings))
 
     def limit_for(self, route: str) -> RateLimitItem:

@@ -36,14 +36,18 @@ class TickerRequest(BaseModel):
     """Predict for a stored ticker: the server builds the window from bars up to `as_of`."""
 
     model_config = ConfigDict(
-        extra="forbid", strict=True, title="TickerRequest",
+        extra="forbid",
+        strict=True,
+        title="TickerRequest",
         json_schema_extra={"examples": [{"ticker": "SPY", "as_of": "2018-12-28"}]},
     )
 
     ticker: Ticker = Field(description="A ticker in the server's store (GET /api/v1/tickers); case-insensitive.")
     as_of: date | None = Field(
-        None, description="Signal date, YYYY-MM-DD: the window ends at the last bar on or before it. "
-                          "Omitted: the latest stored bar.")
+        None,
+        description="Signal date, YYYY-MM-DD: the window ends at the last bar on or before it. "
+        "Omitted: the latest stored bar.",
+    )
 
 
 class BatchRequest(BaseModel):
@@ -60,8 +64,10 @@ TopK = Annotated[int, Field(ge=1, le=20, description="How many features to name 
 class ExplainTickerRequest(TickerRequest):
     """Explain the prediction for a stored ticker."""
 
-    model_config = ConfigDict(title="ExplainTickerRequest",
-                              json_schema_extra={"examples": [{"ticker": "SPY", "as_of": "2018-12-28", "top_k": 5}]})
+    model_config = ConfigDict(
+        title="ExplainTickerRequest",
+        json_schema_extra={"examples": [{"ticker": "SPY", "as_of": "2018-12-28", "top_k": 5}]},
+    )
 
     top_k: TopK = 5
 
@@ -80,13 +86,26 @@ class ModelRef(BaseModel):
 
 
 class PredictionPublic(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "prediction_id": "3f0c6a0e-9a55-4bd5-9a3c-2f4c7f1f0d11", "predicted_class": 2, "predicted_label": "Up",
-        "confidence": 0.47, "probabilities": {"Down": 0.31, "Neutral": 0.22, "Up": 0.47},
-        "model": {"name": "trendcast-direction", "version": "3"}, "ticker": "SPY", "as_of": "2018-12-28",
-        "window_end": "2018-12-28", "cached": False, "timestamp": "2024-05-01T12:00:00.123456+00:00",
-        "latency_ms": 1.8,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prediction_id": "3f0c6a0e-9a55-4bd5-9a3c-2f4c7f1f0d11",
+                    "predicted_class": 2,
+                    "predicted_label": "Up",
+                    "confidence": 0.47,
+                    "probabilities": {"Down": 0.31, "Neutral": 0.22, "Up": 0.47},
+                    "model": {"name": "trendcast-direction", "version": "3"},
+                    "ticker": "SPY",
+                    "as_of": "2018-12-28",
+                    "window_end": "2018-12-28",
+                    "cached": False,
+                    "timestamp": "2024-05-01T12:00:00.123456+00:00",
+                    "latency_ms": 1.8,
+                }
+            ]
+        }
+    )
 
     prediction_id: str = Field(description="uuid4 of this prediction (quote it with the request id).")
     predicted_class: int = Field(ge=0, le=2, description="0 = Down, 1 = Neutral, 2 = Up.")
@@ -166,9 +185,19 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"error": {
-        "code": "insufficient_history", "request_id": "b6f0d8c2a4e94b0c8d7f6e5d4c3b2a19",
-        "message": "SPY: 12 usable bars up to 2013-03-01, 60 needed; 48 days of history are missing.",
-        "details": {"ticker": "SPY", "needed": 60, "available": 12, "missing": 48}}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "insufficient_history",
+                        "request_id": "b6f0d8c2a4e94b0c8d7f6e5d4c3b2a19",
+                        "message": "SPY: 12 usable bars up to 2013-03-01, 60 needed; 48 days of history are missing.",
+                        "details": {"ticker": "SPY", "needed": 60, "available": 12, "missing": 48},
+                    }
+                }
+            ]
+        }
+    )
 
     error: ErrorDetail

@@ -88,18 +88,20 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 def docs_csp(swagger_page: bytes) -> str:
     """The policy for the documentation pages: what Swagger UI and ReDoc need, nothing more."""
     inline = _script_hash(swagger_page.decode())
-    return "; ".join([
-        "default-src 'none'",
-        f"script-src 'self' {CDN} {inline}",
-        f"style-src 'self' {CDN} https://fonts.googleapis.com 'unsafe-inline'",
-        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
-        "font-src 'self' https://fonts.gstatic.com",
-        "connect-src 'self'",
-        "worker-src blob:",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "form-action 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src 'self' {CDN} {inline}",
+            f"style-src 'self' {CDN} https://fonts.googleapis.com 'unsafe-inline'",
+            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
+            "font-src 'self' https://fonts.gstatic.com",
+            "connect-src 'self'",
+            "worker-src blob:",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )
 
 
 def security_headers(production: bool) -> list[tuple[bytes, bytes]]:

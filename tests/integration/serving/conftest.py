@@ -62,8 +62,9 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def start_server(tmp: Path, name: str, env: dict[str, str], command: list[str] | None = None,
-                 port: int | None = None) -> Server:
+def start_server(
+    tmp: Path, name: str, env: dict[str, str], command: list[str] | None = None, port: int | None = None
+) -> Server:
     port = port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRENDCAST_")}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -72,8 +73,9 @@ def start_server(tmp: Path, name: str, env: dict[str, str], command: list[str] |
     if command is not None:
         full_env["TRENDCAST_PORT"] = str(port)
     log = tmp / f"{name}.log"
-    process = subprocess.Popen(args, cwd=REPO, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        args, cwd=REPO, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     server = Server(process, f"http://127.0.0.1:{port}", log, full_env)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -104,15 +106,20 @@ def base_env(root: Path, model: str = "model-a", **extra: str) -> dict[str, str]
     """The environment of a server over `root`, serving a COPY of `model` (tests may overwrite it to reload)."""
     live = root / f"live-{model}-{time.monotonic_ns()}"
     shutil.copytree(root / model, live)
-    return {"TRENDCAST_DATA_DIR": str(root / "data"), "TRENDCAST_MODEL_DIR": str(live),
-            "TRENDCAST_ADMIN_API_KEYS": f'["{ADMIN_KEY}"]', **extra}
+    return {
+        "TRENDCAST_DATA_DIR": str(root / "data"),
+        "TRENDCAST_MODEL_DIR": str(live),
+        "TRENDCAST_ADMIN_API_KEYS": f'["{ADMIN_KEY}"]',
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
 def server(serving_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The main server: in-process limits raised out of the way, an admin key, no user keys."""
     tmp = tmp_path_factory.mktemp("main-server")
-    running = start_server(tmp, "main", base_env(serving_root, TRENDCAST_RATE_LIMIT="100000/minute",
-                                                 TRENDCAST_MAX_BODY_BYTES="65536"))
+    running = start_server(
+        tmp, "main", base_env(serving_root, TRENDCAST_RATE_LIMIT="100000/minute", TRENDCAST_MAX_BODY_BYTES="65536")
+    )
     yield running
     running.stop()

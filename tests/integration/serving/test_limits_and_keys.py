@@ -18,8 +18,11 @@ def secured(serving_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     tmp = tmp_path_factory.mktemp("secured")
     key_file = tmp / "api_keys"
     key_file.write_text(f"{USER_KEY}\n\nsecond-user-key\n")
-    running = start_server(tmp, "secured", base_env(serving_root, TRENDCAST_API_KEYS_FILE=str(key_file),
-                                                    TRENDCAST_RATE_LIMIT_PREDICT="5/minute"))
+    running = start_server(
+        tmp,
+        "secured",
+        base_env(serving_root, TRENDCAST_API_KEYS_FILE=str(key_file), TRENDCAST_RATE_LIMIT_PREDICT="5/minute"),
+    )
     yield running
     running.stop()
 

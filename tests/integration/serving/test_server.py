@@ -111,8 +111,11 @@ def test_batch_mixes_sequences_and_tickers(server: Server) -> None:
 def test_batch_limit(server: Server) -> None:
     limit = 64  # Settings.batch_max_items default
     assert post(server, "/api/v1/predict/batch", {"items": [{"sequence": GOOD_SEQUENCE}] * limit}).status_code == 200
-    error = assert_error(post(server, "/api/v1/predict/batch", {"items": [{"sequence": GOOD_SEQUENCE}] * (limit + 1)}),
-                         422, "too_many_items")
+    error = assert_error(
+        post(server, "/api/v1/predict/batch", {"items": [{"sequence": GOOD_SEQUENCE}] * (limit + 1)}),
+        422,
+        "too_many_items",
+    )
     assert error["details"] == {"max_items": limit}
     assert_error(post(server, "/api/v1/predict/batch", {"items": []}), 422, "invalid_body")
 
@@ -136,27 +139,30 @@ def test_explain_sequence(server: Server) -> None:
 
 
 # -- bad input: always a clear 4xx in the one error shape ------------------------------------------------------------
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"sequence": GOOD_SEQUENCE[:-1]}, 422, "invalid_sequence"),  # too few rows
-    ({"sequence": [row[:-1] for row in GOOD_SEQUENCE]}, 422, "invalid_sequence"),  # too few features
-    ({"sequence": [GOOD_SEQUENCE]}, 422, "invalid_sequence"),  # 3-D
-    ({"sequence": [[1.0, 2.0], [1.0, 2.0, 3.0]]}, 422, "invalid_sequence"),  # ragged
-    ({"sequence": []}, 422, "invalid_sequence"),
-    ({"sequence": [[]] * WINDOW}, 422, "invalid_sequence"),
-    ({"sequence": [["1.5"] * len(FEATURES)] * WINDOW}, 422, "invalid_sequence"),  # strings are not numbers
-    ({"sequence": [[True] + [0.0] * (len(FEATURES) - 1)] * WINDOW}, 422, "invalid_sequence"),
-    ({"sequence": [[None] * len(FEATURES)] * WINDOW}, 422, "invalid_sequence"),
-    ({"sequence": [[1e39] * len(FEATURES)] * WINDOW}, 422, "invalid_sequence"),  # inf as float32
-    ({"sequence": "abc"}, 422, "invalid_sequence"),
-    ({"sequence": GOOD_SEQUENCE, "ticker": "SIG000"}, 422, "invalid_body"),
-    ({"ticker": "NOPE"}, 404, "unknown_ticker"),
-    ({"ticker": "SIG000", "as_of": "2015-13-45"}, 422, "validation_error"),
-    ({"ticker": "SIG000", "as_of": "yesterday"}, 422, "validation_error"),
-    ({"ticker": "SIG000", "as_of": 20150601}, 422, "validation_error"),
-    ({"ticker": "bad ticker!"}, 422, "validation_error"),
-    ({"foo": 1}, 422, "validation_error"),
-    ([1, 2, 3], 422, "invalid_body"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"sequence": GOOD_SEQUENCE[:-1]}, 422, "invalid_sequence"),  # too few rows
+        ({"sequence": [row[:-1] for row in GOOD_SEQUENCE]}, 422, "invalid_sequence"),  # too few features
+        ({"sequence": [GOOD_SEQUENCE]}, 422, "invalid_sequence"),  # 3-D
+        ({"sequence": [[1.0, 2.0], [1.0, 2.0, 3.0]]}, 422, "invalid_sequence"),  # ragged
+        ({"sequence": []}, 422, "invalid_sequence"),
+        ({"sequence": [[]] * WINDOW}, 422, "invalid_sequence"),
+        ({"sequence": [["1.5"] * len(FEATURES)] * WINDOW}, 422, "invalid_sequence"),  # strings are not numbers
+        ({"sequence": [[True] + [0.0] * (len(FEATURES) - 1)] * WINDOW}, 422, "invalid_sequence"),
+        ({"sequence": [[None] * len(FEATURES)] * WINDOW}, 422, "invalid_sequence"),
+        ({"sequence": [[1e39] * len(FEATURES)] * WINDOW}, 422, "invalid_sequence"),  # inf as float32
+        ({"sequence": "abc"}, 422, "invalid_sequence"),
+        ({"sequence": GOOD_SEQUENCE, "ticker": "SIG000"}, 422, "invalid_body"),
+        ({"ticker": "NOPE"}, 404, "unknown_ticker"),
+        ({"ticker": "SIG000", "as_of": "2015-13-45"}, 422, "validation_error"),
+        ({"ticker": "SIG000", "as_of": "yesterday"}, 422, "validation_error"),
+        ({"ticker": "SIG000", "as_of": 20150601}, 422, "validation_error"),
+        ({"ticker": "bad ticker!"}, 422, "validation_error"),
+        ({"foo": 1}, 422, "validation_error"),
+        ([1, 2, 3], 422, "invalid_body"),
+    ],
+)
 def test_bad_predict_bodies(server: Server, body: Any, status: int, code: str) -> None:
     assert_error(post(server, "/api/v1/predict", body), status, code)
 
@@ -170,12 +176,14 @@ def test_not_json_and_empty(server: Server) -> None:
 
 def test_insufficient_history_names_the_missing_days(server: Server) -> None:
     # rsi_14 needs 14 bars before its first value and the window 5 rows: on the 16th bar only 2 rows are usable
-    error = assert_error(post(server, "/api/v1/predict", {"ticker": "SIG000", "as_of": "2015-01-26"}), 422,
-                         "insufficient_history")
+    error = assert_error(
+        post(server, "/api/v1/predict", {"ticker": "SIG000", "as_of": "2015-01-26"}), 422, "insufficient_history"
+    )
     assert error["details"] == {"ticker": "SIG000", "needed": 5, "available": 2, "missing": 3}
     assert "3 days of history are missing" in error["message"]
-    before = assert_error(post(server, "/api/v1/predict", {"ticker": "SIG000", "as_of": "2014-01-01"}), 422,
-                          "insufficient_history")
+    before = assert_error(
+        post(server, "/api/v1/predict", {"ticker": "SIG000", "as_of": "2014-01-01"}), 422, "insufficient_history"
+    )
     assert before["details"]["missing"] == WINDOW
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.unit.backtest.conftest import random_predictions
+from tests.unit.backtest._helpers import random_predictions
 from trendcast.backtest import commands
 from trendcast.config import load_settings
 from trendcast.data.store import open_store

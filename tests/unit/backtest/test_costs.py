@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.unit.backtest.conftest import hand_bars, random_predictions, signal_predictions
+from tests.unit.backtest._helpers import hand_bars, random_predictions, signal_predictions
 from trendcast.backtest import run_backtest
 from trendcast.config import BacktestConfig
 from trendcast.data.synthetic import random_walk_bars

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.unit.backtest.conftest import hand_bars, random_predictions, signal_predictions
+from tests.unit.backtest._helpers import hand_bars, random_predictions, signal_predictions
 from trendcast.backtest import METRIC_NAMES, load_predictions, run_backtest, target_positions
 from trendcast.config import BacktestConfig
 from trendcast.data.synthetic import random_walk_bars

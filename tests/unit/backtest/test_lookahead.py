@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.unit.backtest.conftest import hand_bars, probability_predictions, random_predictions, signal_predictions
+from tests.unit.backtest._helpers import hand_bars, probability_predictions, random_predictions, signal_predictions
 from trendcast.backtest import check_lookahead, run_backtest
 from trendcast.config import BacktestConfig
 from trendcast.data.synthetic import random_walk_bars

@@ -11,7 +11,7 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix
 
-from tests.unit.backtest.conftest import random_predictions
+from tests.unit.backtest._helpers import random_predictions
 from trendcast.backtest import BacktestResult, run_backtest
 from trendcast.backtest import metrics as m
 from trendcast.data.synthetic import random_walk_bars

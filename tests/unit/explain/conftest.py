@@ -35,9 +35,18 @@ def planted_window_set(n_samples: int = 1200, window: int = 10, seed: int = 0, t
     low, high = np.quantile(noisy, [1 / 3, 2 / 3])
     labels = np.where(noisy > high, 2, np.where(noisy < low, 0, 1)).astype(np.int64)
     row_dates = pd.bdate_range("2015-01-01", periods=n_rows).to_numpy()
-    return WindowSet(rows=rows, row_dates=row_dates, end_rows=end_rows, labels=labels,
-                     forward_returns=signal * 0.01, tickers=np.full(n_samples, ticker, dtype=object),
-                     dates=row_dates[end_rows], feature_names=FEATURES, window=window, horizon=1)
+    return WindowSet(
+        rows=rows,
+        row_dates=row_dates,
+        end_rows=end_rows,
+        labels=labels,
+        forward_returns=signal * 0.01,
+        tickers=np.full(n_samples, ticker, dtype=object),
+        dates=row_dates[end_rows],
+        feature_names=FEATURES,
+        window=window,
+        horizon=1,
+    )
 
 
 def split(ws: WindowSet, train_fraction: float = 0.8) -> tuple[WindowSet, WindowSet]:
@@ -48,8 +57,17 @@ def split(ws: WindowSet, train_fraction: float = 0.8) -> tuple[WindowSet, Window
 def tiny_config(window: int = 10) -> ExperimentConfig:
     return ExperimentConfig(
         window=window,
-        bilstm=BiLSTMConfig(hidden1=16, hidden2=8, attention_dim=8, dense=8, dropout=0.0, learning_rate=1e-2,
-                            batch_size=64, epochs=6, patience=3),
+        bilstm=BiLSTMConfig(
+            hidden1=16,
+            hidden2=8,
+            attention_dim=8,
+            dense=8,
+            dropout=0.0,
+            learning_rate=1e-2,
+            batch_size=64,
+            epochs=6,
+            patience=3,
+        ),
         lightgbm=LightGBMConfig(n_estimators=40, learning_rate=0.1, num_leaves=7, min_child_samples=20),
     )
 

@@ -67,8 +67,9 @@ def test_integrated_gradients_error_is_quadrature_error(
     """A crude 2-node trapezoid misses more than 32 Gauss-Legendre nodes: the error is the integral's, not a bug."""
     background = background_from_training(smooth_bilstm, planted[0], size=4, seed=2)
     x = _scaled(smooth_bilstm, planted[1], 4)
-    crude = attribute(smooth_bilstm, x, background=background,
-                      config=IGConfig(n_baselines=4, n_steps=2, method="riemann_trapezoid"))
+    crude = attribute(
+        smooth_bilstm, x, background=background, config=IGConfig(n_baselines=4, n_steps=2, method="riemann_trapezoid")
+    )
     fine = attribute(smooth_bilstm, x, background=background, config=IGConfig(n_baselines=4, n_steps=32))
     assert np.abs(fine.additivity_errors).max() < np.abs(crude.additivity_errors).max()
 
@@ -84,8 +85,9 @@ def test_integrated_gradients_reports_its_own_error_on_a_trained_network(
     assert batch.details["n_steps"] == IGConfig().n_steps and batch.details["baseline"] == "background"
 
 
-def test_integrated_gradients_batches_like_single_samples(bilstm: DirectionModel, background: np.ndarray,
-                                                          planted: tuple[WindowSet, WindowSet]) -> None:
+def test_integrated_gradients_batches_like_single_samples(
+    bilstm: DirectionModel, background: np.ndarray, planted: tuple[WindowSet, WindowSet]
+) -> None:
     x = _scaled(bilstm, planted[1], 3)
     together = attribute(bilstm, x, background=background, config=IGConfig(max_batch=1))
     alone = attribute(bilstm, x[1:2], background=background)
@@ -113,20 +115,26 @@ def test_tree_shap_on_a_binary_booster_explains_both_classes(planted: tuple[Wind
         attribute(model, x, targets=np.ones(len(x), dtype=np.int64))
 
 
-def test_linear_shap_is_exact_and_uses_the_background_mean(planted: tuple[WindowSet, WindowSet],
-                                                           background: np.ndarray) -> None:
+def test_linear_shap_is_exact_and_uses_the_background_mean(
+    planted: tuple[WindowSet, WindowSet], background: np.ndarray
+) -> None:
     model = create_model("logreg", tiny_config()).fit(planted[0])
     x = _scaled(model, planted[1], 30)
     batch = attribute(model, x, background=background)
     assert batch.method == "linear_shap"
     assert np.abs(batch.additivity_errors).max() < LINEAR_TOLERANCE
-    at_mean = attribute(model, np.repeat(background[:, -1:, :].mean(axis=0, keepdims=True), model.window, axis=1),
-                        targets=batch.targets[:1], background=background)
+    at_mean = attribute(
+        model,
+        np.repeat(background[:, -1:, :].mean(axis=0, keepdims=True), model.window, axis=1),
+        targets=batch.targets[:1],
+        background=background,
+    )
     assert np.allclose(at_mean.features, 0.0, atol=1e-6)  # the mean input moves nothing
 
 
-def test_momentum_puts_everything_on_ret_1_and_majority_on_nothing(planted: tuple[WindowSet, WindowSet],
-                                                                   background: np.ndarray) -> None:
+def test_momentum_puts_everything_on_ret_1_and_majority_on_nothing(
+    planted: tuple[WindowSet, WindowSet], background: np.ndarray
+) -> None:
     train, test = planted
     for name in ("momentum", "majority"):
         model = create_model(name, tiny_config()).fit(train)
@@ -156,8 +164,9 @@ def test_unknown_model_types_raise_a_clear_error(planted: tuple[WindowSet, Windo
         attribute(model, _scaled(model, planted[1], 2))
 
 
-def test_background_comes_from_training_dates_and_round_trips(bilstm: DirectionModel, tmp_path: Path,
-                                                              planted: tuple[WindowSet, WindowSet]) -> None:
+def test_background_comes_from_training_dates_and_round_trips(
+    bilstm: DirectionModel, tmp_path: Path, planted: tuple[WindowSet, WindowSet]
+) -> None:
     train, test = planted
     both = planted_window_set()  # train and test samples together: only the train dates may be drawn
     background = background_from_training(bilstm, both, size=500, seed=3)
@@ -176,8 +185,9 @@ def test_background_comes_from_training_dates_and_round_trips(bilstm: DirectionM
         background_from_training(bilstm, test, size=4)  # every test sample is after trained_through
 
 
-def test_background_shape_is_checked(bilstm: DirectionModel, planted: tuple[WindowSet, WindowSet],
-                                     tmp_path: Path) -> None:
+def test_background_shape_is_checked(
+    bilstm: DirectionModel, planted: tuple[WindowSet, WindowSet], tmp_path: Path
+) -> None:
     with pytest.raises(ModelError, match="background"):
         save_background(tmp_path, np.zeros((4, 3)))
     wrong = np.zeros((4, bilstm.window + 1, len(bilstm.feature_names)), dtype=np.float32)

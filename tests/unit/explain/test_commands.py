@@ -43,8 +43,9 @@ def bars() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def trained(bars: pd.DataFrame) -> DirectionModel:
     ws = build_window_set(bars, window=WINDOW, labels=LabelConfig(), features=FEATURES)
-    config = ExperimentConfig(window=WINDOW, features=FEATURES,
-                              lightgbm=LightGBMConfig(n_estimators=20, min_child_samples=10))
+    config = ExperimentConfig(
+        window=WINDOW, features=FEATURES, lightgbm=LightGBMConfig(n_estimators=20, min_child_samples=10)
+    )
     return create_model("lightgbm", config, threads=1).fit(ws)
 
 
@@ -60,8 +61,9 @@ def test_window_from_bars_equals_the_window_set_rows(trained: DirectionModel, ba
         commands.window_from_bars(trained, bars, "SIG001", str(bars["date"].iloc[10].date()))
 
 
-def test_explain_command_prints_and_plots(trained: DirectionModel, bars: pd.DataFrame, tmp_settings_env: Path,
-                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_explain_command_prints_and_plots(
+    trained: DirectionModel, bars: pd.DataFrame, tmp_settings_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     store = BarStore(f"sqlite:///{tmp_settings_env / 'trendcast.db'}")
     store.upsert(bars)
     store.close()

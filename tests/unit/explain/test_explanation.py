@@ -59,18 +59,20 @@ def check_sentence(explanation: Explanation) -> None:
         assert abs(shown - expected) <= 0.5 * 10**-decimals + 1e-9, (f.feature, shown, expected)
         assert is_percent == (f.feature in ("ret_1", "volatility_20", "sma_ratio_20"))
         assert (f"pushed towards {explanation.predicted_label}" in explanation.sentence) == any(
-            g.contribution > 0 for g in named)
+            g.contribution > 0 for g in named
+        )
     if explanation.attention is not None:
         days, _ = numbers.pop(0)
         share, is_percent = numbers.pop(0)
         assert days == explanation.attention_recent_days and is_percent
         weights = np.array([a.weight for a in explanation.attention])
-        assert abs(share - 100 * weights[-int(days):].sum()) <= 0.5 + 1e-9
+        assert abs(share - 100 * weights[-int(days) :].sum()) <= 0.5 + 1e-9
     assert numbers == []  # no number left unexplained
 
 
-def test_bilstm_explanation_fields_and_sentence(bilstm: DirectionModel, background: np.ndarray,
-                                                planted: tuple[WindowSet, WindowSet]) -> None:
+def test_bilstm_explanation_fields_and_sentence(
+    bilstm: DirectionModel, background: np.ndarray, planted: tuple[WindowSet, WindowSet]
+) -> None:
     test = planted[1]
     for i in (0, 7, 42, 99):
         explanation = explain_sample(bilstm, test, i, background=background)
@@ -88,8 +90,9 @@ def test_bilstm_explanation_fields_and_sentence(bilstm: DirectionModel, backgrou
         check_sentence(explanation)
 
 
-def test_attention_is_a_distribution_over_the_window_dates(bilstm: DirectionModel, background: np.ndarray,
-                                                           planted: tuple[WindowSet, WindowSet]) -> None:
+def test_attention_is_a_distribution_over_the_window_dates(
+    bilstm: DirectionModel, background: np.ndarray, planted: tuple[WindowSet, WindowSet]
+) -> None:
     test = planted[1]
     for i in range(0, len(test), 25):
         explanation = explain_sample(bilstm, test, i, background=background)
@@ -103,14 +106,16 @@ def test_attention_is_a_distribution_over_the_window_dates(bilstm: DirectionMode
         assert explanation.attention_recent_share == pytest.approx(weights[-5:].sum())
 
 
-def test_lightgbm_explanation_has_no_attention_and_exact_sum(lightgbm_model: DirectionModel,
-                                                             planted: tuple[WindowSet, WindowSet]) -> None:
+def test_lightgbm_explanation_has_no_attention_and_exact_sum(
+    lightgbm_model: DirectionModel, planted: tuple[WindowSet, WindowSet]
+) -> None:
     explanation = explain_sample(lightgbm_model, planted[1], 3, top_k=6)
     assert explanation.attention is None and "attention" not in explanation.sentence
     assert explanation.method == "tree_shap" and abs(explanation.additivity_error) < 1e-9
     assert len(explanation.top_features) == 6
     assert [abs(f.contribution) for f in explanation.top_features] == sorted(
-        (abs(c) for c in explanation.contributions.values()), reverse=True)
+        (abs(c) for c in explanation.contributions.values()), reverse=True
+    )
     check_sentence(explanation)
 
 
@@ -147,16 +152,19 @@ def test_bad_windows_are_refused_with_a_fix(bilstm: DirectionModel, planted: tup
         explain_window(bilstm, window, top_k=0)
 
 
-@pytest.mark.parametrize(("feature", "value", "text"), [
-    ("rsi_14", 71.4, "71"),
-    ("ret_20", math.log(1.06), "+6.0%"),
-    ("ret_1", math.log(0.995), "-0.50%"),
-    ("sma_ratio_20", 0.0234, "+2.3%"),
-    ("volatility_20", 0.0161, "1.6%"),
-    ("roc_10", -3.25, "-3.2%"),
-    ("cmf_20", 0.123, "0.12"),
-    ("ret_1", 0.0, "0.00%"),
-])
+@pytest.mark.parametrize(
+    ("feature", "value", "text"),
+    [
+        ("rsi_14", 71.4, "71"),
+        ("ret_20", math.log(1.06), "+6.0%"),
+        ("ret_1", math.log(0.995), "-0.50%"),
+        ("sma_ratio_20", 0.0234, "+2.3%"),
+        ("volatility_20", 0.0161, "1.6%"),
+        ("roc_10", -3.25, "-3.2%"),
+        ("cmf_20", 0.123, "0.12"),
+        ("ret_1", 0.0, "0.00%"),
+    ],
+)
 def test_display_value(feature: str, value: float, text: str) -> None:
     assert display_value(feature, value)[1] == text
 
@@ -165,9 +173,13 @@ def test_sentence_names_both_directions_and_the_attention() -> None:
     def item(label: str, contribution: float, text: str) -> FeatureContribution:
         return FeatureContribution(label.lower(), label, "returns", contribution, 0.0, text)
 
-    sentence = build_sentence("Up", 0.6241, [item("A", 0.2, "+6.0%"), item("B", -0.1, "71"), item("C", 0.05, "1")],
-                              5, 0.4849)
-    assert sentence == ("Up (0.62): A at +6.0% and C at 1 pushed towards Up; B at 71 pushed against it; "
-                        "the last 5 days carried 48% of the attention.")
+    sentence = build_sentence(
+        "Up", 0.6241, [item("A", 0.2, "+6.0%"), item("B", -0.1, "71"), item("C", 0.05, "1")], 5, 0.4849
+    )
+    assert sentence == (
+        "Up (0.62): A at +6.0% and C at 1 pushed towards Up; B at 71 pushed against it; "
+        "the last 5 days carried 48% of the attention."
+    )
     assert build_sentence("Neutral", 0.5, [item("A", 0.0, "1")], None, None) == (
-        "Neutral (0.50): no feature moved it away from the base rate.")
+        "Neutral (0.50): no feature moved it away from the base rate."
+    )

@@ -19,8 +19,9 @@ from trendcast.features.windows import WindowSet
 from trendcast.models.base import DirectionModel
 
 
-def test_models_learned_the_planted_signal(bilstm: DirectionModel, lightgbm_model: DirectionModel,
-                                           planted: tuple[WindowSet, WindowSet]) -> None:
+def test_models_learned_the_planted_signal(
+    bilstm: DirectionModel, lightgbm_model: DirectionModel, planted: tuple[WindowSet, WindowSet]
+) -> None:
     test = planted[1]
     for model in (bilstm, lightgbm_model):
         accuracy = (model.predict_proba(test).argmax(axis=1) == test.labels).mean()
@@ -28,15 +29,18 @@ def test_models_learned_the_planted_signal(bilstm: DirectionModel, lightgbm_mode
 
 
 @pytest.mark.parametrize("model_fixture", ["bilstm", "lightgbm_model"])
-def test_planted_feature_ranks_first(model_fixture: str, request: pytest.FixtureRequest, background: np.ndarray,
-                                     planted: tuple[WindowSet, WindowSet]) -> None:
+def test_planted_feature_ranks_first(
+    model_fixture: str, request: pytest.FixtureRequest, background: np.ndarray, planted: tuple[WindowSet, WindowSet]
+) -> None:
     model: DirectionModel = request.getfixturevalue(model_fixture)
     test = planted[1]
     table = global_importance(model, test, max_samples=120, background=background)
     assert table["feature"].iloc[0] == SIGNAL
     assert table["share"].iloc[0] > 0.5  # it dominates, not merely edges ahead
-    tops = [explain_sample(model, test, i, top_k=1, background=background).top_features[0].feature
-            for i in range(0, len(test), 12)]
+    tops = [
+        explain_sample(model, test, i, top_k=1, background=background).top_features[0].feature
+        for i in range(0, len(test), 12)
+    ]
     assert tops.count(SIGNAL) / len(tops) > 0.7
 
 
@@ -66,3 +70,13 @@ def test_sampling_is_seeded_and_capped(lightgbm_model: DirectionModel, planted: 
     assert np.array_equal(a.dates, b.dates) and len(a.dates) == 30
     everything = compute_attributions(lightgbm_model, planted[1], max_samples=10_000)
     assert len(everything.dates) == len(planted[1])
+
+
+def test_fixed_target_gives_signs_that_follow_the_signal(
+    lightgbm_model: DirectionModel, planted: tuple[WindowSet, WindowSet]
+) -> None:
+    """Towards Up for every sample: a higher planted feature must push towards Up (positive correlation)."""
+    attributions = compute_attributions(lightgbm_model, planted[1], max_samples=100, target=2)
+    assert set(attributions.batch.targets) == {2}
+    j = attributions.feature_names.index(SIGNAL)
+    assert np.corrcoef(attributions.values[:, j], attributions.batch.features[:, j])[0, 1] > 0.8

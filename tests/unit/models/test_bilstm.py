@@ -63,7 +63,8 @@ def fitted(small_split: Split) -> BiLSTMModel:
 
 def test_predictions_with_attention(fitted: BiLSTMModel, small_split: Split) -> None:
     test = small_split[1]
-    x = fitted.scaler.transform(test).windows() if fitted.scaler else np.empty(0)
+    assert fitted.scaler is not None
+    x = fitted.scaler.transform(test).windows()
     proba, attention = fitted.predict_scaled_with_attention(x)
     assert proba.shape == (len(test), 3)
     assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-9) and (proba >= 0).all()

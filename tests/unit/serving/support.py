@@ -35,14 +35,20 @@ def tiny_config(seed: int = 0) -> ExperimentConfig:
 
 def fit_tiny_model(kind: str = "logreg", seed: int = 0, bars: pd.DataFrame | None = None) -> DirectionModel:
     config = tiny_config(seed)
-    data = build_window_set(tiny_bars() if bars is None else bars, window=WINDOW, labels=config.labels,
-                            features=FEATURES)
+    data = build_window_set(
+        tiny_bars() if bars is None else bars, window=WINDOW, labels=config.labels, features=FEATURES
+    )
     options = {"threads": 1, "progress": False} if kind == "bilstm" else {}
     return create_model(kind, config, **options).fit(data)
 
 
-def tiny_model_dir(folder: Path, kind: str = "logreg", seed: int = 0, onnx: bool = True,
-                   metrics: str | None = '{"accuracy": 0.41, "log_loss": 1.05}') -> Path:
+def tiny_model_dir(
+    folder: Path,
+    kind: str = "logreg",
+    seed: int = 0,
+    onnx: bool = True,
+    metrics: str | None = '{"accuracy": 0.41, "log_loss": 1.05}',
+) -> Path:
     model = fit_tiny_model(kind, seed)
     model.save(folder)
     if metrics is not None:

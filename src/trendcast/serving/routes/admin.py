@@ -18,9 +18,14 @@ from trendcast.serving.schemas import ErrorResponse, ReloadPublic
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
-@router.post("/reload", summary="Reload the champion model",
-             responses={**{k: v for k, v in PREDICT_ERRORS.items() if k in (401, 429, 503)},
-                        403: {"model": ErrorResponse, "description": "Not an admin key, or the admin API is off"}})
+@router.post(
+    "/reload",
+    summary="Reload the champion model",
+    responses={
+        **{k: v for k, v in PREDICT_ERRORS.items() if k in (401, 429, 503)},
+        403: {"model": ErrorResponse, "description": "Not an admin key, or the admin API is off"},
+    },
+)
 async def reload(request: Request, services: ServicesDep) -> ReloadPublic:
     """Load the model the loader returns now (the registry alias, or the model folder) and serve it."""
     old, new = await load_model(services)

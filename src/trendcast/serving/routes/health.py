@@ -29,8 +29,7 @@ async def health() -> HealthPublic:
 async def ready(services: ServicesDep) -> ReadyPublic:
     """200 when a model is loaded, the bar store answers and (if configured) Redis answers; 503 with the failed
     checks in `error.details.checks` otherwise."""
-    checks = {"model": services.slot.current is not None,
-              "store": await asyncio.to_thread(services.store.ping)}
+    checks = {"model": services.slot.current is not None, "store": await asyncio.to_thread(services.store.ping)}
     if services.settings.redis_url:
         limiter_ok = services.limiter is None or await services.limiter.healthy()
         checks["redis"] = limiter_ok and await services.cache.healthy()
@@ -41,9 +40,17 @@ async def ready(services: ServicesDep) -> ReadyPublic:
     return ReadyPublic(status="ready", checks=checks, model_version=current.served.version)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                             "description": "Prometheus text exposition format"}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus text exposition format",
+        }
+    },
+)
 async def metrics(services: ServicesDep) -> Response:
     body, content_type = services.metrics.render()
     return Response(body, media_type=content_type)

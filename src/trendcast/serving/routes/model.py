@@ -15,17 +15,28 @@ router = APIRouter(prefix="/api/v1", tags=["model"])
 def model_info(serving: ServingModel) -> ModelInfo:
     served, model = serving.served, serving.model
     return ModelInfo(
-        name=served.name, version=served.version, alias=served.alias, run_id=served.run_id, model_type=model.name,
+        name=served.name,
+        version=served.version,
+        alias=served.alias,
+        run_id=served.run_id,
+        model_type=model.name,
         backend=serving.backend.name,
         trained_through=model.trained_through.date() if model.trained_through is not None else None,
-        features=list(model.feature_names), n_features=len(model.feature_names), window=model.window,
-        horizon=model.horizon, class_names=list(model.class_names), metrics=dict(served.metrics),
+        features=list(model.feature_names),
+        n_features=len(model.feature_names),
+        window=model.window,
+        horizon=model.horizon,
+        class_names=list(model.class_names),
+        metrics=dict(served.metrics),
         loaded_at=serving.loaded_at,
     )
 
 
-@router.get("/model/info", summary="The model being served",
-            responses={k: v for k, v in PREDICT_ERRORS.items() if k in (401, 429, 503)})
+@router.get(
+    "/model/info",
+    summary="The model being served",
+    responses={k: v for k, v in PREDICT_ERRORS.items() if k in (401, 429, 503)},
+)
 async def info(serving: ModelDep) -> ModelInfo:
     """Name, registry version and alias, trained-through date, the features in input order, window and horizon,
     and the walk-forward metrics it was promoted with. A `sequence` for /api/v1/predict is `window` rows of

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from trendcast.serving.cache import cache_key, ttl_for
-from trendcast.serving.dependencies import ModelDep, Services, ServicesDep
+from trendcast.serving.dependencies import ModelDep, Services, ServicesDep, current_model, services_of
 from trendcast.serving.errors import ApiError
 from trendcast.serving.inference import EXACT, BodyScan, ServingModel, parse_sequence, ticker_window
 from trendcast.serving.schemas import (
@@ -55,10 +55,13 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON ({exc}). NaN and Infinity are not JSON "
-                                            "numbers: send finite values.") from exc
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"The body is not valid JSON ({exc}). NaN and Infinity are not JSON numbers: send finite values.",
+        ) from exc
     if not isinstance(payload, dict):
-        raise ApiError(422, "invalid_body", "The body must be a JSON object, e.g. {\"ticker\": \"SPY\"}.")
+        raise ApiError(422, "invalid_body", 'The body must be a JSON object, e.g. {"ticker": "SPY"}.')
     return payload
 
 
@@ -69,23 +72,41 @@ def validate_ticker_request(item: dict[str, Any], where: str = "") -> TickerRequ
         details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         first = details[0]
         field = ".".join(first["loc"]) or "body"
-        raise ApiError(422, "validation_error",
-                       f"Invalid request{where}: {field}: {first['msg']}. Send {{\"sequence\": [[...], ...]}} or "
-                       "{\"ticker\": \"SPY\", \"as_of\": \"YYYY-MM-DD\"}.", details) from exc
+        raise ApiError(
+            422,
+            "validation_error",
+            f'Invalid request{where}: {field}: {first["msg"]}. Send {{"sequence": [[...], ...]}} or '
+            '{"ticker": "SPY", "as_of": "YYYY-MM-DD"}.',
+            details,
+        ) from exc
 
 
 def _only_sequence(item: dict[str, Any], where: str = "") -> Any:
     if len(item) != 1:
         extra = sorted(k for k in item if k != "sequence")
-        raise ApiError(422, "invalid_body", f"Unexpected field(s) {extra}{where}: send either {{\"sequence\": ...}} or "
-                                            "{\"ticker\": ..., \"as_of\": ...}, not both.", {"unexpected": extra})
+        raise ApiError(
+            422,
+            "invalid_body",
+            f'Unexpected field(s) {extra}{where}: send either {{"sequence": ...}} or '
+            '{"ticker": ..., "as_of": ...}, not both.',
+            {"unexpected": extra},
+        )
     return item["sequence"]
 
 
 # -- one prediction ------------------------------------------------------------------------------------------------
-def prediction_dict(proba: np.ndarray, serving: ServingModel, services: Services, started: float, *, source: str,
-                    ticker: str | None = None, as_of: date | None = None, window_end: str | None = None,
-                    cached: bool = False) -> dict[str, Any]:
+def prediction_dict(
+    proba: np.ndarray,
+    serving: ServingModel,
+    services: Services,
+    started: float,
+    *,
+    source: str,
+    ticker: str | None = None,
+    as_of: date | None = None,
+    window_end: str | None = None,
+    cached: bool = False,
+) -> dict[str, Any]:
     """The PredictionPublic body for one row of probabilities; also counts it in the metrics."""
     names = serving.class_names
     k = int(np.argmax(proba))
@@ -93,16 +114,24 @@ def prediction_dict(proba: np.ndarray, serving: ServingModel, services: Services
     services.metrics.predictions.labels(names[k], source).inc()
     services.metrics.confidence.observe(confidence)
     return {
-        "prediction_id": str(uuid.uuid4()), "predicted_class": k, "predicted_label": names[k],
-        "confidence": confidence, "probabilities": {n: float(p) for n, p in zip(names, proba, strict=True)},
+        "prediction_id": str(uuid.uuid4()),
+        "predicted_class": k,
+        "predicted_label": names[k],
+        "confidence": confidence,
+        "probabilities": {n: float(p) for n, p in zip(names, proba, strict=True)},
         "model": {"name": serving.served.name, "version": serving.served.version},
-        "ticker": ticker, "as_of": as_of.isoformat() if as_of else None, "window_end": window_end, "cached": cached,
-        "timestamp": datetime.now(UTC).isoformat(), "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "ticker": ticker,
+        "as_of": as_of.isoformat() if as_of else None,
+        "window_end": window_end,
+        "cached": cached,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
     }
 
 
-async def ticker_probabilities(request: TickerRequest, services: Services,
-                               serving: ServingModel) -> tuple[np.ndarray, str, bool]:
+async def ticker_probabilities(
+    request: TickerRequest, services: Services, serving: ServingModel
+) -> tuple[np.ndarray, str, bool]:
     """(probabilities, window end date, served from cache) for a stored ticker, through the prediction cache."""
     ticker = request.ticker.upper()
     key = cache_key(serving.served.version, ticker, request.as_of)
@@ -119,28 +148,44 @@ async def ticker_probabilities(request: TickerRequest, services: Services,
     return proba, end, False
 
 
-async def predict_item(item: dict[str, Any], scan: BodyScan, services: Services, serving: ServingModel,
-                       started: float, where: str = "") -> dict[str, Any]:
+async def predict_item(
+    item: dict[str, Any], scan: BodyScan, services: Services, serving: ServingModel, started: float, where: str = ""
+) -> dict[str, Any]:
     if "sequence" in item:
         x = parse_sequence(_only_sequence(item, where), serving.window, serving.n_features, scan)
         proba = (await serving.predict(x[None]))[0]
         return prediction_dict(proba, serving, services, started, source="sequence")
     request = validate_ticker_request(item, where)
     proba, end, cached = await ticker_probabilities(request, services, serving)
-    return prediction_dict(proba, serving, services, started, source="ticker", ticker=request.ticker.upper(),
-                           as_of=request.as_of, window_end=end, cached=cached)
+    return prediction_dict(
+        proba,
+        serving,
+        services,
+        started,
+        source="ticker",
+        ticker=request.ticker.upper(),
+        as_of=request.as_of,
+        window_end=end,
+        cached=cached,
+    )
 
 
 def _json(data: dict[str, Any]) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-@router.post("/predict", summary="Predict the direction for one window", response_model=PredictionPublic,
-             responses=PREDICT_ERRORS)
-async def predict(request: Request, services: ServicesDep, serving: ModelDep) -> Response:
+@router.post(
+    "/predict",
+    summary="Predict the direction for one window",
+    response_model=PredictionPublic,
+    responses=PREDICT_ERRORS,
+)
+async def predict(request: Request) -> Response:
     """Send either a scaled window `{"sequence": [[...], ...]}` (window x features, see /api/v1/model/info) or a
     stored ticker `{"ticker": "SPY", "as_of": "2018-12-28"}`; get the class, its probability and all three."""
     started = time.perf_counter()
+    services = services_of(request)
+    serving = current_model(services)
     raw = await request.body()
     return _json(await predict_item(parse_object(raw), BodyScan.of(raw), services, serving, started))
 
@@ -149,29 +194,43 @@ async def predict(request: Request, services: ServicesDep, serving: ModelDep) ->
 def _batch_items(payload: dict[str, Any], limit: int) -> list[Any]:
     items = payload.get("items")
     if set(payload) != {"items"} or not isinstance(items, list) or not items:
-        raise ApiError(422, "invalid_body", "Send {\"items\": [...]} with 1 or more prediction requests.")
+        raise ApiError(422, "invalid_body", 'Send {"items": [...]} with 1 or more prediction requests.')
     if len(items) > limit:
-        raise ApiError(422, "too_many_items", f"{len(items)} items sent; at most {limit} per batch. Split the batch.",
-                       {"max_items": limit})
+        raise ApiError(
+            422,
+            "too_many_items",
+            f"{len(items)} items sent; at most {limit} per batch. Split the batch.",
+            {"max_items": limit},
+        )
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise ApiError(422, "invalid_body", f"items[{i}] must be a JSON object.", {"item": i})
     return items
 
 
-@router.post("/predict/batch", summary="Predict for several windows or tickers", response_model=BatchPredictionPublic,
-             responses=PREDICT_ERRORS)
-async def predict_batch(request: Request, services: ServicesDep, serving: ModelDep) -> Response:
+@router.post(
+    "/predict/batch",
+    summary="Predict for several windows or tickers",
+    response_model=BatchPredictionPublic,
+    responses=PREDICT_ERRORS,
+)
+async def predict_batch(request: Request) -> Response:
     """`{"items": [...]}` with up to `batch_max_items` items of either form; sequences share one forward pass.
     The first invalid item fails the whole batch (4xx naming `items[i]`)."""
     started = time.perf_counter()
+    services = services_of(request)
+    serving = current_model(services)
     raw = await request.body()
     items = _batch_items(parse_object(raw), services.settings.batch_max_items)
     scan = BodyScan(numbers_only=False, may_hold_bools=BodyScan.of(raw).may_hold_bools)
-    windows = {i: parse_sequence(_only_sequence(item, f" in items[{i}]"), serving.window, serving.n_features, scan)
-               for i, item in enumerate(items) if "sequence" in item}
-    tickers = {i: validate_ticker_request(item, f" in items[{i}]") for i, item in enumerate(items)
-               if "sequence" not in item}
+    windows = {
+        i: parse_sequence(_only_sequence(item, f" in items[{i}]"), serving.window, serving.n_features, scan)
+        for i, item in enumerate(items)
+        if "sequence" in item
+    }
+    tickers = {
+        i: validate_ticker_request(item, f" in items[{i}]") for i, item in enumerate(items) if "sequence" not in item
+    }
     probas = (await serving.predict(np.stack(list(windows.values())))) if windows else np.zeros((0, 3))
     by_item = dict(zip(windows, probas, strict=True))
     results: list[dict[str, Any]] = []
@@ -181,10 +240,22 @@ async def predict_batch(request: Request, services: ServicesDep, serving: ModelD
             continue
         req = tickers[i]
         proba, end, cached = await ticker_probabilities(req, services, serving)
-        results.append(prediction_dict(proba, serving, services, started, source="ticker", ticker=req.ticker.upper(),
-                                       as_of=req.as_of, window_end=end, cached=cached))
-    return _json({"predictions": results, "count": len(results),
-                  "latency_ms": round((time.perf_counter() - started) * 1000, 3)})
+        results.append(
+            prediction_dict(
+                proba,
+                serving,
+                services,
+                started,
+                source="ticker",
+                ticker=req.ticker.upper(),
+                as_of=req.as_of,
+                window_end=end,
+                cached=cached,
+            )
+        )
+    return _json(
+        {"predictions": results, "count": len(results), "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+    )
 
 
 # -- explain ---------------------------------------------------------------------------------------------------------
@@ -203,8 +274,9 @@ def _unscale(serving: ServingModel, x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64) * scaler.scale_ + scaler.center_
 
 
-def _explain(serving: ServingModel, window: np.ndarray, dates: list[pd.Timestamp] | None, ticker: str | None,
-             top_k: int) -> dict[str, Any]:
+def _explain(
+    serving: ServingModel, window: np.ndarray, dates: list[pd.Timestamp] | None, ticker: str | None, top_k: int
+) -> dict[str, Any]:
     from trendcast.explain.commands import champion_background
     from trendcast.explain.explanation import explain_window
 
@@ -214,8 +286,7 @@ def _explain(serving: ServingModel, window: np.ndarray, dates: list[pd.Timestamp
     return result
 
 
-@router.post("/explain", summary="Explain one prediction", response_model=ExplanationPublic,
-             responses=PREDICT_ERRORS)
+@router.post("/explain", summary="Explain one prediction", response_model=ExplanationPublic, responses=PREDICT_ERRORS)
 async def explain(request: Request, services: ServicesDep, serving: ModelDep) -> Response:
     """Which features pushed the prediction, by how much (attributions that add up to the model output), the
     Bi-LSTM's attention over the window's days, and a one-sentence summary. Body: a ticker form or a sequence form,
@@ -233,8 +304,16 @@ async def explain(request: Request, services: ServicesDep, serving: ModelDep) ->
         req = validate_ticker_request(payload)
         tw = await asyncio.to_thread(ticker_window, services.store.get(), req.ticker.upper(), req.as_of, serving.model)
         proba = (await serving.predict(tw.scaled[None]))[0]
-        prediction = prediction_dict(proba, serving, services, started, source="ticker", ticker=tw.ticker,
-                                     as_of=req.as_of, window_end=tw.window_end.isoformat())
+        prediction = prediction_dict(
+            proba,
+            serving,
+            services,
+            started,
+            source="ticker",
+            ticker=tw.ticker,
+            as_of=req.as_of,
+            window_end=tw.window_end.isoformat(),
+        )
         window, dates, ticker = tw.unscaled, [pd.Timestamp(d) for d in tw.dates], tw.ticker
     explanation = await asyncio.to_thread(_explain, serving, window, dates, ticker, top_k)
     prediction["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)

@@ -13,8 +13,11 @@ from trendcast.serving.schemas import TickerInfo, TickersPublic
 router = APIRouter(prefix="/api/v1", tags=["data"])
 
 
-@router.get("/tickers", summary="Stored tickers and their date ranges",
-            responses={k: v for k, v in PREDICT_ERRORS.items() if k in (401, 429, 503)})
+@router.get(
+    "/tickers",
+    summary="Stored tickers and their date ranges",
+    responses={k: v for k, v in PREDICT_ERRORS.items() if k in (401, 429, 503)},
+)
 async def tickers(store: StoreDep) -> TickersPublic:
     """Every ticker in the bar store with its first and last date and number of bars."""
     summaries = await asyncio.to_thread(store.tickers)
