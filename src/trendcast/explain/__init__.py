@@ -9,71 +9,39 @@
 `trendcast.explain.commands.explain` is the `trendcast explain` command.
 """
 
-from trendcast.explain.attention_weights import AttentionStep, attention_matrix, attention_steps, recent_share
-from trendcast.explain.explanation import (
-    Explanation,
-    FeatureContribution,
-    build_sentence,
-    display_value,
-    explain_sample,
-    explain_window,
-)
-from trendcast.explain.importance import (
-    GLOBAL_IG,
-    SampleAttributions,
-    compute_attributions,
-    global_importance,
-    group_importance,
-    importance_metrics,
-    importance_table,
-)
-from trendcast.explain.plots import (
-    plot_attention,
-    plot_beeswarm,
-    plot_explanation,
-    plot_importance,
-    plot_waterfall,
-    save_explanation_plots,
-)
-from trendcast.explain.shap_values import (
-    BACKGROUND_FILE,
-    AttributionBatch,
-    IGConfig,
-    attribute,
-    background_from_training,
-    load_background,
-    save_background,
-)
+from trendcast._lazy import lazy_exports
 
-__all__ = [
-    "BACKGROUND_FILE",
-    "GLOBAL_IG",
-    "AttentionStep",
-    "AttributionBatch",
-    "Explanation",
-    "FeatureContribution",
-    "IGConfig",
-    "SampleAttributions",
-    "attention_matrix",
-    "attention_steps",
-    "attribute",
-    "background_from_training",
-    "build_sentence",
-    "compute_attributions",
-    "display_value",
-    "explain_sample",
-    "explain_window",
-    "global_importance",
-    "group_importance",
-    "importance_metrics",
-    "importance_table",
-    "load_background",
-    "plot_attention",
-    "plot_beeswarm",
-    "plot_explanation",
-    "plot_importance",
-    "plot_waterfall",
-    "recent_share",
-    "save_background",
-    "save_explanation_plots",
-]
+_EXPORTS = {
+    "AttentionStep": "trendcast.explain.attention_weights",
+    "AttributionBatch": "trendcast.explain.shap_values",
+    "BACKGROUND_FILE": "trendcast.explain.shap_values",
+    "Explanation": "trendcast.explain.explanation",
+    "FeatureContribution": "trendcast.explain.explanation",
+    "GLOBAL_IG": "trendcast.explain.importance",
+    "IGConfig": "trendcast.explain.shap_values",
+    "SampleAttributions": "trendcast.explain.importance",
+    "attention_matrix": "trendcast.explain.attention_weights",
+    "attention_steps": "trendcast.explain.attention_weights",
+    "attribute": "trendcast.explain.shap_values",
+    "background_from_training": "trendcast.explain.shap_values",
+    "build_sentence": "trendcast.explain.explanation",
+    "compute_attributions": "trendcast.explain.importance",
+    "display_value": "trendcast.explain.explanation",
+    "explain_sample": "trendcast.explain.explanation",
+    "explain_window": "trendcast.explain.explanation",
+    "global_importance": "trendcast.explain.importance",
+    "group_importance": "trendcast.explain.importance",
+    "importance_metrics": "trendcast.explain.importance",
+    "importance_table": "trendcast.explain.importance",
+    "load_background": "trendcast.explain.shap_values",
+    "plot_attention": "trendcast.explain.plots",
+    "plot_beeswarm": "trendcast.explain.plots",
+    "plot_explanation": "trendcast.explain.plots",
+    "plot_importance": "trendcast.explain.plots",
+    "plot_waterfall": "trendcast.explain.plots",
+    "recent_share": "trendcast.explain.attention_weights",
+    "save_background": "trendcast.explain.shap_values",
+    "save_explanation_plots": "trendcast.explain.plots",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,7 +9,7 @@ attention strip as one PNG. The lead registers `explain` on the Typer app; it is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -18,11 +18,12 @@ from rich.console import Console
 from rich.table import Table
 
 from trendcast.errors import DataError, InsufficientHistoryError
-from trendcast.explain.explanation import Explanation, explain_window
-from trendcast.explain.shap_values import load_background
 from trendcast.features.feature_set import compute_features
 from trendcast.features.indicators import resolve
 from trendcast.models.base import DirectionModel
+
+if TYPE_CHECKING:  # torch and Captum load only when a command runs
+    from trendcast.explain.explanation import Explanation
 
 console = Console()
 
@@ -51,6 +52,8 @@ def champion_background(loaded: Any) -> np.ndarray | None:
     folder = getattr(loaded, "folder", None)
     if folder is None and getattr(loaded, "onnx_path", None) is not None:
         folder = Path(loaded.onnx_path).parent  # model.onnx sits in the model folder
+    from trendcast.explain.shap_values import load_background
+
     return load_background(folder) if folder is not None else None
 
 
@@ -98,6 +101,8 @@ def explain(
     with open_store(settings.resolved_database_url) as store:
         bars = store.load([symbol], end=date)
     window, dates = window_from_bars(loaded.model, bars, symbol, date)
+    from trendcast.explain.explanation import explain_window
+
     explanation = explain_window(loaded.model, window, dates, symbol, top, champion_background(loaded))
     render(explanation, console)
     if plot is not None:

@@ -69,8 +69,9 @@ class DirectionModel(ABC):
         """(n, 3) probabilities for already-scaled windows of shape (n, window, n_features)."""
         self._require_fitted()
         if x.ndim != 3 or x.shape[1:] != (self.window, len(self.feature_names)):
-            raise ModelError(f"{self.name}: expected windows of shape (n, {self.window}, {len(self.feature_names)}), "
-                             f"got {x.shape}")
+            raise ModelError(
+                f"{self.name}: expected windows of shape (n, {self.window}, {len(self.feature_names)}), got {x.shape}"
+            )
         return self._predict_scaled(np.ascontiguousarray(x, dtype=np.float32))
 
     def predict_frame(self, data: WindowSet) -> pd.DataFrame:

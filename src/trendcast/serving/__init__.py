@@ -3,6 +3,8 @@
 Run it with `trendcast serve` (uvicorn) or, in production, `gunicorn -c gunicorn.conf.py` (Uvicorn workers).
 """
 
-from trendcast.serving.app import app_from_env, create_app
+from trendcast._lazy import lazy_exports
 
-__all__ = ["app_from_env", "create_app"]
+_EXPORTS = {"app_from_env": "trendcast.serving.app", "create_app": "trendcast.serving.app"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

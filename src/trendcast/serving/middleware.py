@@ -74,6 +74,7 @@ class ServiceMiddleware:
         self.static_headers = security_headers(production)
         self.csp_by_path = {path: csp.encode() for path, csp in csp_by_path.items()}
         self.default_csp = API_CSP.encode()
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -143,8 +144,16 @@ class ServiceMiddleware:
         route_obj: Any = scope.get("route")
         route = getattr(route_obj, "path", UNMATCHED_ROUTE)
         method = scope["method"]
-        self.metrics.requests.labels(method, route, str(status)).inc()
-        self.metrics.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost more than the increments; the key space is small and bounded
+            children = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if access_logger.isEnabledFor(logging.INFO):
             client = scope.get("client")
             access_logger.info(

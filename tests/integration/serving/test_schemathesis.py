@@ -36,7 +36,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-EXAMPLES = 15  # per operation and generation mode
+EXAMPLES = 30  # per operation and generation mode
 WITH_BODY = ("POST /api/v1/predict", "POST /api/v1/predict/batch", "POST /api/v1/explain")
 
 
