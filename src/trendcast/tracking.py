@@ -62,6 +62,8 @@ class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defi
         self.model = DirectionModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+        if isinstance(model_input, dict):  # a named tensor signature hands over {"windows": array}
+            model_input = model_input["windows"]
         return self.model.predict_scaled(np.asarray(model_input, dtype=np.float32))
 
 
@@ -159,6 +161,15 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> Any:
         return None
 
 
+def _model_dir(local: Path) -> Path:
+    """Where the pyfunc keeps the trendcast model folder, as its MLmodel file records it."""
+    import yaml
+
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    relative = mlmodel["flavors"]["python_function"]["artifacts"][MODEL_DIR_ARTIFACT]["path"]
+    return local / relative
+
+
 def load_champion(settings: Settings, alias: str | None = None) -> LoadedModel:
     """The registered model version behind `alias` (default: settings.model_alias), ready to predict."""
     client = configure(settings)
@@ -168,7 +179,7 @@ def load_champion(settings: Settings, alias: str | None = None) -> LoadedModel:
         raise ModelNotReadyError(f"no model version has alias {wanted!r} in {name!r}; run `trendcast train` first")
     target = Path(tempfile.mkdtemp(prefix="trendcast-model-"))
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}@{wanted}", dst_path=str(target))
-    folder = Path(local) / "artifacts" / MODEL_DIR_ARTIFACT
+    folder = _model_dir(Path(local))
     model = DirectionModel.load(folder)
     metrics = {k: v for k, v in client.get_run(version.run_id).data.metrics.items()} if version.run_id else {}
     onnx = folder / "model.onnx"

@@ -1,15 +1,14 @@
 """The notebooks under `notebooks/` run top to bottom on the bundled data, so they cannot rot.
 
-Each notebook is executed with nbclient in a fresh kernel of *this* interpreter: a kernelspec written to a temp
-folder points at `sys.executable`, so a stale or foreign "python3" kernelspec on the machine cannot pick another
-environment. The kernel gets MPLBACKEND=Agg and a temp TRENDCAST_DATA_DIR. A cell that raises fails the test
-(warnings inside the kernel do not). A fast check keeps the committed files free of stored outputs.
+Each notebook is executed with nbclient in a fresh kernel of *this* interpreter: ipykernel writes a kernelspec into
+a temp folder that points at `sys.executable`, so a stale or foreign "python3" kernelspec on the machine (or none,
+on a fresh clone) cannot pick another environment. The kernel gets MPLBACKEND=Agg and a temp TRENDCAST_DATA_DIR.
+A cell that raises fails the test (warnings inside the kernel do not). A fast check keeps the committed files free
+of stored outputs, so diffs stay small.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 
@@ -39,21 +38,21 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
     assert notebook.metadata["kernelspec"]["name"] == "python3"
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code, f"{path.name} has no code cells"
-    stored = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and (cell.outputs or cell.execution_count)]
+    stored = [
+        i
+        for i, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count)
+    ]
     assert not stored, f"{path.name}: cells {stored} keep outputs; clear them (Kernel > Restart & Clear Output)"
 
 
 @pytest.fixture(scope="module")
 def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
-    """A kernelspec that starts ipykernel with the interpreter running the tests."""
+    """A kernelspec that starts ipykernel with the interpreter running the tests (ipykernel's own spec writer)."""
+    from ipykernel.kernelspec import write_kernel_spec
+
     folder = tmp_path_factory.mktemp("kernels")
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "trendcast tests",
-        "language": "python",
-    }
-    (folder / KERNEL_NAME).mkdir()
-    (folder / KERNEL_NAME / "kernel.json").write_text(json.dumps(spec))
+    write_kernel_spec(folder / KERNEL_NAME, overrides={"display_name": "trendcast tests"})
     return KernelSpecManager(kernel_dirs=[str(folder)])
 
 

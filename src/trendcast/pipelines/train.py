@@ -168,7 +168,7 @@ def save_final(model: DirectionModel, ws: WindowSet, folder: Path) -> Path:
 
 def write_report(report: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=_json_default, allow_nan=False))
+    path.write_text(json.dumps(sanitise(report), indent=2, default=_json_default, allow_nan=False))
     return path
 
 
@@ -220,7 +220,7 @@ def run_training(
         _log_evaluation(report, result, model)
         final = fit_final(settings, ws, model, config, progress=progress)
         extras = log_extras(settings, config, result, final, ws, model)
-        report.update(extras)
+        report.update(sanitise(extras))
         folder = save_final(final, ws, tmp_model_dir() / "model")
         registered = tracking.log_model(settings, final, folder) if register else None
         if registered is not None:

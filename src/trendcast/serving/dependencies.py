@@ -12,6 +12,7 @@ the model through `create_app(settings, model_loader=...)`, the same seam produc
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,16 +34,21 @@ if TYPE_CHECKING:
 
 
 class StoreHandle:
-    """Opens the bar store on first use and again after a failure, so the service starts while the database is down."""
+    """Opens the bar store on first use and again after a failure, so the service starts while the database is down.
+
+    Opening and querying block (SQLAlchemy), so callers use it from worker threads (`asyncio.to_thread`), never on
+    the event loop; the lock keeps two threads from opening it twice."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._store: BarStore | None = None
+        self._lock = threading.Lock()
 
     def get(self) -> BarStore:
-        if self._store is None:
-            self._store = BarStore(self.url)  # raises SourceError -> 503 store_unavailable
-        return self._store
+        with self._lock:
+            if self._store is None:
+                self._store = BarStore(self.url)  # raises SourceError -> 503 store_unavailable
+            return self._store
 
     def ping(self) -> bool:
         try:
@@ -103,7 +109,7 @@ ModelDep = Annotated[ServingModel, Depends(get_model)]
 
 
 async def get_store(services: ServicesDep) -> BarStore:
-    return services.store.get()
+    return await asyncio.to_thread(services.store.get)
 
 
 StoreDep = Annotated[BarStore, Depends(get_store)]

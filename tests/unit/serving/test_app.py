@@ -138,3 +138,21 @@ def test_several_workers_get_an_empty_multiprocess_dir(monkeypatch: pytest.Monke
     assert commands.prepare_multiprocess_dir(2) == folder and list(folder.iterdir()) == []
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     assert commands.prepare_multiprocess_dir(1) is None
+
+
+def test_a_failed_reload_keeps_the_old_model(settings: Settings) -> None:
+    loaded = load_model_dir(settings)
+    calls = {"n": 0}
+
+    def flaky(current: Settings) -> ServedModel:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise ModelNotReadyError("no model version has alias 'champion'")
+        return loaded
+
+    admin = {"headers": {"X-API-Key": "admin-secret"}}
+    reload, info = call(
+        create_app(settings, flaky), [("POST", "/api/v1/admin/reload", admin), ("GET", "/api/v1/model/info", {})]
+    )
+    assert reload.status_code == 503 and reload.json()["error"]["code"] == "model_not_ready"
+    assert info.status_code == 200 and info.json()["version"] == loaded.version

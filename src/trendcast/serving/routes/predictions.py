@@ -24,7 +24,14 @@ from starlette.responses import Response
 from trendcast.serving.cache import cache_key, ttl_for
 from trendcast.serving.dependencies import ModelDep, Services, ServicesDep, current_model, services_of
 from trendcast.serving.errors import ApiError
-from trendcast.serving.inference import EXACT, BodyScan, ServingModel, parse_sequence, ticker_window
+from trendcast.serving.inference import (
+    EXACT,
+    BodyScan,
+    ServingModel,
+    TickerWindow,
+    parse_sequence,
+    ticker_window,
+)
 from trendcast.serving.schemas import (
     BatchPredictionPublic,
     ErrorResponse,
@@ -129,6 +136,11 @@ def prediction_dict(
     }
 
 
+def stored_window(services: Services, ticker: str, as_of: date | None, serving: ServingModel) -> TickerWindow:
+    """The model's input for a stored ticker (blocking: store and features; call it in a worker thread)."""
+    return ticker_window(services.store.get(), ticker, as_of, serving.model)
+
+
 async def ticker_probabilities(
     request: TickerRequest, services: Services, serving: ServingModel
 ) -> tuple[np.ndarray, str, bool]:
@@ -140,8 +152,7 @@ async def ticker_probabilities(
         services.metrics.cache.labels("hit").inc()
         return np.asarray(hit["proba"], dtype=np.float64), str(hit["window_end"]), True
     services.metrics.cache.labels("miss").inc()
-    store = services.store.get()
-    window = await asyncio.to_thread(ticker_window, store, ticker, request.as_of, serving.model)
+    window = await asyncio.to_thread(stored_window, services, ticker, request.as_of, serving)
     proba = (await serving.predict(window.scaled[None]))[0]
     end = window.window_end.isoformat()
     await services.cache.set(key, {"proba": proba.tolist(), "window_end": end}, ttl_for(window.closed))
@@ -302,7 +313,7 @@ async def explain(request: Request, services: ServicesDep, serving: ModelDep) ->
         window, dates, ticker = _unscale(serving, x), None, None
     else:
         req = validate_ticker_request(payload)
-        tw = await asyncio.to_thread(ticker_window, services.store.get(), req.ticker.upper(), req.as_of, serving.model)
+        tw = await asyncio.to_thread(stored_window, services, req.ticker.upper(), req.as_of, serving)
         proba = (await serving.predict(tw.scaled[None]))[0]
         prediction = prediction_dict(
             proba,
