@@ -18,7 +18,7 @@ from rich.table import Table
 from trendcast.config import ExperimentConfig, LabelConfig, Settings, load_settings
 from trendcast.errors import TrendcastError
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(help="Honest, explained stock direction forecasts.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Ingest, list and show daily bars.", no_args_is_help=True)
 features_app = typer.Typer(help="The feature catalog.", no_args_is_help=True)

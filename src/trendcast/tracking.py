@@ -12,6 +12,7 @@ Aliases: the first registered version becomes `champion`; later ones become `cha
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -56,12 +57,13 @@ class RegisteredVersion:
 
 
 class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    # MLflow warns about any non-list type hint on predict; the explicit tensor signature does the validation.
     """MLflow pyfunc: scaled windows (n, window, features) float32 -> (n, 3) probabilities Down/Neutral/Up."""
 
     def load_context(self, context: Any) -> None:
         self.model = DirectionModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         if isinstance(model_input, dict):  # a named tensor signature hands over {"windows": array}
             model_input = model_input["windows"]
         return self.model.predict_scaled(np.asarray(model_input, dtype=np.float32))
@@ -70,6 +72,8 @@ class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defi
 def configure(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured store and make sure the experiment exists (artifacts under the data dir)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     uri = settings.resolved_mlflow_uri
     mlflow.set_tracking_uri(uri)
