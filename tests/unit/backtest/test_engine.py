@@ -14,7 +14,7 @@ from trendcast.config import BacktestConfig
 from trendcast.data.synthetic import random_walk_bars
 from trendcast.errors import DataError, MissingPricesError, SchemaError, SourceError
 
-FREE = BacktestConfig(commission_bps=0.0, slippage_bps=0.0)
+FREE = BacktestConfig(commission_bps=0.0, slippage_bps=0.0, execution="next_close")
 CLOSES = [100.0, 101.0, 103.0, 102.0, 106.0, 105.0, 104.0]
 OPENS = [99.0, 100.5, 102.0, 103.5, 104.0, 107.0, 103.0]
 

@@ -12,7 +12,7 @@ from trendcast.config import BacktestConfig
 from trendcast.data.synthetic import random_walk_bars
 from trendcast.errors import LeakageError
 
-FREE = BacktestConfig(commission_bps=0.0, slippage_bps=0.0)
+FREE = BacktestConfig(commission_bps=0.0, slippage_bps=0.0, execution="next_close")
 OPEN = FREE.model_copy(update={"execution": "next_open"})
 
 
