@@ -18,6 +18,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
+import zmq  # noqa: E402
 from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402  (after the skips above)
 from jupyter_client.manager import KernelManager  # noqa: E402
 
@@ -56,6 +57,13 @@ def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
     return KernelSpecManager(kernel_dirs=[str(folder)])
 
 
+def kernel_manager(specs: KernelSpecManager) -> KernelManager:
+    manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+    if manager.has_trait("transport_encryption") and zmq.has("curve"):
+        manager.transport_encryption = "auto"  # CurveZMQ keys, so the kernel does not warn about plain TCP
+    return manager
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -67,19 +75,22 @@ def test_notebook_runs(
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiets the debugger's frozen-modules note
     notebook = nbformat.read(path, as_version=4)
-    manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=kernel_specs)
+    manager = kernel_manager(kernel_specs)
     client = nbclient.NotebookClient(
         notebook,
         km=manager,
         timeout=CELL_TIMEOUT_S,
         allow_errors=False,
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(path.parent)}},  # the kernel's working directory
     )
     started = time.perf_counter()
     try:
         client.execute()
     except nbclient.exceptions.CellExecutionError as exc:
         pytest.fail(f"{path.name}: a cell raised:\n{exc}")
+    finally:
+        if manager.has_kernel:  # a client given a manager leaves the kernel running
+            manager.shutdown_kernel(now=True)
     elapsed = time.perf_counter() - started
     print(f"{path.name}: {elapsed:.1f} s")
     executed = [cell for cell in notebook.cells if cell.cell_type == "code"]

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure  # the object API: no pyplot state, no backend switch on import
 
 
 def learning_curves(
     histories: list[list[dict[str, float]]], path: Path, title: str = "Bi-LSTM learning curves"
 ) -> Path:
     """One line per fold: losses on the left, validation accuracy on the right."""
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
     for fold, history in enumerate(histories):
         if not history:
             continue
@@ -31,7 +29,6 @@ def learning_curves(
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -40,7 +37,8 @@ def confusion_matrices(matrices: dict[str, list[list[int]]], path: Path) -> Path
     import numpy as np
 
     names = list(matrices)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.4), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(names), 3.4))
+    axes = fig.subplots(1, len(names), squeeze=False)
     classes = ["Down", "Neutral", "Up"]
     for ax, name in zip(axes[0], names, strict=True):
         counts = np.asarray(matrices[name], dtype=float)
@@ -68,5 +66,4 @@ def confusion_matrices(matrices: dict[str, list[list[int]]], path: Path) -> Path
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
