@@ -165,6 +165,26 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> Any:
         return None
 
 
+def _download_version(settings: Settings, name: str, version: str) -> Path:
+    """The model folder of a registry version, downloaded once into the data dir and reused afterwards."""
+    target = settings.data_dir / "models" / _safe_name(name) / version
+    if not (target / "MLmodel").is_file():
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_mkdir(target.parent)))
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(staging))
+        if not target.exists():
+            staging.rename(target)  # atomic: concurrent workers never see a half-written folder
+    return _model_dir(target)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
 def _model_dir(local: Path) -> Path:
     """Where the pyfunc keeps the trendcast model folder, as its MLmodel file records it."""
     import yaml
@@ -181,9 +201,7 @@ def load_champion(settings: Settings, alias: str | None = None) -> LoadedModel:
     version = _alias_version(client, name, wanted)
     if version is None:
         raise ModelNotReadyError(f"no model version has alias {wanted!r} in {name!r}; run `trendcast train` first")
-    target = Path(tempfile.mkdtemp(prefix="trendcast-model-"))
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}@{wanted}", dst_path=str(target))
-    folder = _model_dir(Path(local))
+    folder = _download_version(settings, name, str(version.version))
     model = DirectionModel.load(folder)
     metrics = {k: v for k, v in client.get_run(version.run_id).data.metrics.items()} if version.run_id else {}
     onnx = folder / "model.onnx"
