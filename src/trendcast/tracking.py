@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.pyfunc
 import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
@@ -56,17 +58,21 @@ class RegisteredVersion:
     run_id: str
 
 
-class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
-    # MLflow warns about any non-list type hint on predict; the explicit tensor signature does the validation.
-    """MLflow pyfunc: scaled windows (n, window, features) float32 -> (n, 3) probabilities Down/Neutral/Up."""
+with warnings.catch_warnings():
+    # MLflow warns about predict's type hints whatever they are (and about their absence); the explicit tensor
+    # signature logged with the model is what validates inputs.
+    warnings.filterwarnings("ignore", message=r".*[Tt]ype hint", category=UserWarning)
 
-    def load_context(self, context: Any) -> None:
-        self.model = DirectionModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
+    class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+        """MLflow pyfunc: scaled windows (n, window, features) float32 -> (n, 3) probabilities Down/Neutral/Up."""
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-        if isinstance(model_input, dict):  # a named tensor signature hands over {"windows": array}
-            model_input = model_input["windows"]
-        return self.model.predict_scaled(np.asarray(model_input, dtype=np.float32))
+        def load_context(self, context: Any) -> None:
+            self.model = DirectionModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
+
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            if isinstance(model_input, dict):  # a named tensor signature hands over {"windows": array}
+                model_input = model_input["windows"]
+            return self.model.predict_scaled(np.asarray(model_input, dtype=np.float32))
 
 
 def configure(settings: Settings) -> MlflowClient:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-TICKER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.^=-]{0,31}$"
+TICKER_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.^=-]{0,31}$"
 Ticker = Annotated[str, StringConstraints(pattern=TICKER_PATTERN)]
 
 SEQUENCE_DESCRIPTION = (
