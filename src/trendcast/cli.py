@@ -174,6 +174,33 @@ def _experiment(config: Path | None, **overrides: Any) -> ExperimentConfig:
     return ExperimentConfig.model_validate(data)
 
 
+def _cli_experiment(
+    config: Path | None,
+    tickers: str | None,
+    folds: int | None,
+    epochs: int | None,
+    horizon: int | None,
+    threshold: float | None,
+    window: int | None,
+) -> ExperimentConfig:
+    """The experiment YAML (or defaults) with the command-line overrides applied."""
+    return _experiment(
+        config,
+        tickers=_split(tickers),
+        walk_forward__folds=folds,
+        bilstm__epochs=epochs,
+        labels__horizon=horizon,
+        labels__threshold=threshold,
+        window=window,
+    )
+
+
+def _print_registered(outcome: Any) -> None:
+    if outcome.registered is not None:
+        r = outcome.registered
+        console.print(f"registered [bold]{r.name}[/] version {r.version} as [bold]{r.alias}[/] (run {outcome.run_id})")
+
+
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="experiment YAML (configs/experiments/*.yaml)")]
 TickersOpt = Annotated[str | None, typer.Option(help="comma-separated tickers (default: all stored)")]
 FoldsOpt = Annotated[int | None, typer.Option(help="walk-forward folds (default 5)")]
@@ -202,20 +229,10 @@ def train(
     from trendcast.pipelines.train import run_training
 
     settings = load_settings()
-    experiment = _experiment(
-        config,
-        tickers=_split(tickers),
-        walk_forward__folds=folds,
-        bilstm__epochs=epochs,
-        labels__horizon=horizon,
-        labels__threshold=threshold,
-        window=window,
-    )
+    experiment = _cli_experiment(config, tickers, folds, epochs, horizon, threshold, window)
     outcome = run_training(settings, experiment, model, baselines=baselines, register=register, report_path=report)
     print_report(outcome.report)
-    if outcome.registered is not None:
-        r = outcome.registered
-        console.print(f"registered [bold]{r.name}[/] version {r.version} as [bold]{r.alias}[/] (run {outcome.run_id})")
+    _print_registered(outcome)
     if report:
         console.print(f"report: {report}")
 
@@ -237,15 +254,7 @@ def evaluate_cmd(
     from trendcast.pipelines.train import evaluate, load_universe, sanitise, write_report
 
     settings = load_settings()
-    experiment = _experiment(
-        config,
-        tickers=_split(tickers),
-        walk_forward__folds=folds,
-        bilstm__epochs=epochs,
-        labels__horizon=horizon,
-        labels__threshold=threshold,
-        window=window,
-    )
+    experiment = _cli_experiment(config, tickers, folds, epochs, horizon, threshold, window)
     names = [m.strip().lower() for m in models.split(",") if m.strip()]
     ws = load_universe(settings, experiment)
     _, result = evaluate(settings, ws, names, experiment, primary=names[0])
@@ -326,9 +335,7 @@ def run(
     console.rule("3. train: purged walk-forward, Bi-LSTM vs baselines, tracked in MLflow")
     outcome = run_training(settings, experiment, "bilstm", report_path=settings.data_dir / "reports" / "train.json")
     print_report(outcome.report)
-    if outcome.registered is not None:
-        r = outcome.registered
-        console.print(f"registered {r.name} version {r.version} as [bold]{r.alias}[/] (run {outcome.run_id})")
+    _print_registered(outcome)
     console.print(f"MLflow UI: mlflow ui --backend-store-uri {settings.resolved_mlflow_uri}")
     for step in _after_training_steps():
         step(settings, outcome, console)
