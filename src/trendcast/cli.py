@@ -6,6 +6,7 @@ Every command reads the one `Settings` object; errors from the trendcast tree pr
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -196,9 +197,20 @@ def _cli_experiment(
 
 
 def _print_registered(outcome: Any) -> None:
+    print_decision(outcome.report["decision"])
     if outcome.registered is not None:
         r = outcome.registered
         console.print(f"registered [bold]{r.name}[/] version {r.version} as [bold]{r.alias}[/] (run {outcome.run_id})")
+
+
+def print_decision(decision: dict[str, Any]) -> None:
+    """The promotion gates as a table, then the decision in one sentence."""
+    table = Table("gate", "passed", "why", title="promotion gates")
+    for gate in decision["gates"]:
+        table.add_row(gate["name"], "[green]yes[/]" if gate["passed"] else "[red]no[/]", gate["reason"])
+    console.print(table)
+    colour = "green" if decision["promoted"] else "yellow"
+    console.print(f"[bold {colour}]{'promoted' if decision['promoted'] else 'not promoted'}:[/] {decision['reason']}")
 
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="experiment YAML (configs/experiments/*.yaml)")]
@@ -223,13 +235,21 @@ def train(
     config: ConfigOpt = None,
     report: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
     baselines: Annotated[bool, typer.Option(help="also evaluate the baselines on the same folds")] = True,
-    register: Annotated[bool, typer.Option(help="register the final model in the MLflow registry")] = True,
+    register: Annotated[bool, typer.Option(help="register the challenger and move aliases as the gates decide")] = True,
+    candidates: Annotated[
+        str | None, typer.Option(help="comma-separated models that may become champion (default: the experiment's)")
+    ] = None,
 ) -> None:
-    """Walk-forward evaluate MODEL beside the baselines, fit it on all data, track and register it in MLflow."""
+    """Walk-forward evaluate the candidates (and the champion's configuration) on the same folds; the promotion
+    gates decide which, if any, becomes champion. MODEL is the one the report's verdict and backtest are about."""
     from trendcast.pipelines.train import run_training
 
     settings = load_settings()
     experiment = _cli_experiment(config, tickers, folds, epochs, horizon, threshold, window)
+    if candidates:
+        experiment = ExperimentConfig.model_validate(
+            {**experiment.model_dump(), "candidates": [c.strip().lower() for c in candidates.split(",") if c.strip()]}
+        )
     outcome = run_training(settings, experiment, model, baselines=baselines, register=register, report_path=report)
     print_report(outcome.report)
     _print_registered(outcome)
@@ -275,7 +295,9 @@ def _num(value: Any, digits: int = 4) -> str:
 
 def print_report(report: dict[str, Any]) -> None:
     """Models x metrics, pooled out-of-sample over all folds, with 95% block-bootstrap CIs."""
-    data = report["data"]
+    from trendcast.evaluation.report import TrainingReport
+
+    typed = TrainingReport.from_json(report)
     table = Table(
         "model",
         "accuracy [95% CI]",
@@ -287,27 +309,30 @@ def print_report(report: dict[str, Any]) -> None:
         "IC",
         "Rank IC",
         "ICIR",
-        title=f"Out-of-sample, {len(report['folds'])} purged walk-forward folds, "
-        f"{len(data['tickers'])} tickers, {data['first_date']}..{data['last_date']}",
+        title=f"Out-of-sample, {typed.n_folds} purged walk-forward folds, "
+        f"{len(typed.tickers)} tickers, {typed.first_date}..{typed.last_date}",
     )
-    for name, summary in report["models"].items():
-        pooled = summary["pooled"]
-        m, acc, auc, ic = pooled["metrics"], pooled["accuracy_ci"], pooled["auc_ci"], pooled["ic"] or {}
+    for name, m in typed.models.items():
+        acc, auc, ic = m.accuracy_ci, m.auc_ci, m.ic
         table.add_row(
-            f"[bold]{name}[/]" if name == report.get("primary_model") else name,
-            f"{_pct(m['accuracy'])} [{_pct(acc[0])}, {_pct(acc[1])}]",
-            _pct(m["balanced_accuracy"]),
-            _num(m["f1_macro"], 3),
-            f"{_num(m['auc_macro_ovr'], 3)} [{_num(auc[0], 3)}, {_num(auc[1], 3)}]",
-            _num(m["log_loss"]),
-            _num(m["brier"]),
-            _num(ic.get("ic_mean")),
-            _num(ic.get("rank_ic_mean")),
-            _num(ic.get("rank_icir"), 3),
+            f"[bold]{name}[/]" if name == typed.primary_model else name,
+            f"{_pct(_finite(m.accuracy))} [{_pct(_finite(acc[0]))}, {_pct(_finite(acc[1]))}]",
+            _pct(_finite(m.balanced_accuracy)),
+            _num(_finite(m.f1_macro), 3),
+            f"{_num(_finite(m.auc), 3)} [{_num(_finite(auc[0]), 3)}, {_num(_finite(auc[1]), 3)}]",
+            _num(_finite(m.log_loss)),
+            _num(_finite(m.brier)),
+            _num(_finite(ic.get("ic_mean", math.nan))),
+            _num(_finite(ic.get("rank_ic_mean", math.nan))),
+            _num(_finite(ic.get("rank_icir", math.nan)), 3),
         )
     console.print(table)
-    if report.get("comparison"):
-        console.print(report["comparison"]["verdict"], soft_wrap=True)
+    if typed.comparison is not None:
+        console.print(typed.comparison.verdict, soft_wrap=True)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 @app.command("run")
@@ -332,10 +357,11 @@ def run(
     )
     console.rule("2. features and labels")
     print_universe_summary(settings, experiment)
-    console.rule("3. train: purged walk-forward, Bi-LSTM vs baselines, tracked in MLflow")
+    console.rule("3. train: purged walk-forward, Bi-LSTM vs baselines, tracked in MLflow; the gates pick the champion")
     outcome = run_training(settings, experiment, "bilstm", report_path=settings.data_dir / "reports" / "train.json")
     print_report(outcome.report)
     _print_registered(outcome)
+    _print_serving(settings)
     console.print(f"MLflow UI: mlflow ui --backend-store-uri {settings.resolved_mlflow_uri}")
     for step in _after_training_steps():
         step(settings, outcome, console)
@@ -346,11 +372,211 @@ def run(
         serve_api(host=settings.host, port=settings.port, workers=settings.workers)
 
 
+def _print_serving(settings: Settings) -> None:
+    from trendcast import tracking
+
+    version = tracking.alias_version(settings, tracking.CHAMPION)
+    if version is None:
+        console.print("[bold yellow]no champion:[/] the service answers 503 model_not_ready until one passes the gates")
+        return
+    record = tracking.get_version(settings, version)
+    why = record.tags.get("trendcast.reason", "")
+    console.print(
+        f"[bold]serving[/] {record.tags.get('trendcast.model', '?')} (version {version}, champion): {why}",
+        soft_wrap=True,
+    )
+
+
 def _after_training_steps() -> list[Callable[[Settings, Any, Console], None]]:
     """Stages that follow training in the main job (backtest + report)."""
     from trendcast.pipelines.main_job import after_training
 
     return after_training()
+
+
+# -- the loop: retrain behind gates, the registry, rollback, schedule, drift -----------------------------------------
+def _json_log_lines() -> None:
+    """Decisions go to stderr as one JSON line each (logger trendcast.retrain), whatever else prints."""
+    import logging
+
+    logger = logging.getLogger("trendcast.retrain")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _dump(data: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False, default=str) + "\n")
+
+
+@app.command("retrain")
+@friendly
+def retrain(
+    source: Annotated[str | None, typer.Option(help="ingest new bars first: bundled | csv | yahoo")] = None,
+    path: Annotated[str | None, typer.Option(help="CSV/Parquet file or folder (csv source)")] = None,
+    config: ConfigOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="decide, but register nothing and move no alias")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
+    report: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
+) -> None:
+    """Ingest (optional), evaluate every candidate and the champion's configuration on the same purged folds, and
+    promote the best candidate only if every gate passes. Exit 1 with one line if any step fails."""
+    from trendcast.pipelines.loop import retrain_job
+
+    _json_log_lines()
+    settings = load_settings()
+    experiment = _experiment(config)
+    result = retrain_job(
+        settings, experiment, source=source, path=path, dry_run=dry_run, progress=not as_json, report_path=report
+    )
+    if as_json:
+        _dump({**result.decision, "registered": result.registered, "run_id": result.run_id, "dry_run": dry_run})
+        return
+    print_decision(result.decision)
+    if result.registered:
+        r = result.registered
+        console.print(f"registered version {r['version']} as [bold]{r['alias']}[/] (run {result.run_id})")
+
+
+def _version_rows(settings: Settings) -> list[dict[str, Any]]:
+    from trendcast import tracking
+
+    rows = []
+    for record in tracking.list_versions(settings):
+        metrics = record.metrics
+        rows.append(
+            {
+                "version": record.version,
+                "model": record.tags.get("trendcast.model"),
+                "aliases": list(record.aliases),
+                "trained_through": record.tags.get("trendcast.trained_through"),
+                "metrics": {k: metrics.get(k) for k in ("auc", "accuracy", "sharpe")},
+                "decision": record.tags.get("trendcast.decision"),
+                "reason": record.tags.get("trendcast.reason"),
+                "previous_champion": record.tags.get("trendcast.previous_champion"),
+                "run_id": record.run_id,
+            }
+        )
+    return rows
+
+
+@app.command("models")
+@friendly
+def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False) -> None:
+    """Every registered version: model kind, aliases, trained-through, pooled AUC and accuracy, Sharpe, decision."""
+    rows = _version_rows(load_settings())
+    if as_json:
+        _dump(rows)
+        return
+    table = Table("version", "model", "aliases", "trained through", "AUC", "accuracy", "Sharpe", "decision")
+    for r in rows:
+        m = r["metrics"]
+        table.add_row(
+            r["version"],
+            r["model"] or "?",
+            ", ".join(r["aliases"]),
+            r["trained_through"] or "",
+            _num(m["auc"]),
+            _pct(m["accuracy"]),
+            _num(m["sharpe"], 2),
+            r["decision"] or "",
+        )
+    console.print(table)
+
+
+@app.command("rollback")
+@friendly
+def rollback_cmd(
+    to: Annotated[str | None, typer.Option("--to", help="version to serve (default: the previous champion)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the record as JSON")] = False,
+) -> None:
+    """Move `champion` back to the previous champion (or --to VERSION). A service with TRENDCAST_MODEL_POLL_SECONDS
+    follows by itself; otherwise POST /api/v1/admin/reload."""
+    from trendcast.pipelines.retrain import rollback
+
+    _json_log_lines()
+    record = rollback(load_settings(), to)
+    if as_json:
+        _dump(record)
+    else:
+        console.print(f"[bold]{record['reason']}[/]")
+
+
+@app.command("drift")
+@friendly
+def drift_cmd(
+    days: Annotated[
+        int | None, typer.Option(min=5, help="recent stored trading days (default TRENDCAST_DRIFT_DAYS)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """PSI on the reference's bins and KS (Holm-corrected) per feature, and the predicted-class mix, between the
+    champion's training inputs and the last N stored days."""
+    from trendcast.pipelines.loop import store_drift
+    from trendcast.tracking import load_champion
+
+    settings = load_settings()
+    report = store_drift(settings, load_champion(settings), days or settings.drift_days)
+    if as_json:
+        _dump(report)
+        return
+    table = Table(
+        "feature",
+        "PSI",
+        "KS p (Holm)",
+        "level",
+        title=f"drift, {report['window']['first']}..{report['window']['last']}",
+    )
+    for f in sorted(report["features"], key=lambda f: -(f["psi"] or 0.0)):
+        colour = {"alert": "red", "warn": "yellow"}.get(f["level"], "")
+        table.add_row(
+            f["name"], _num(f["psi"]), _num(f["ks_p"]), f"[{colour}]{f['level']}[/]" if colour else f["level"]
+        )
+    console.print(table)
+    mix = report["class_mix"]
+    if mix:
+        console.print(
+            f"predicted-class mix PSI {_num(mix['psi'])} ({mix['level']}): reference {mix['reference']}, now {mix['current']}"
+        )
+    console.print(f"drifted: {', '.join(report['drifted']) or 'none'}")
+
+
+@app.command("schedule")
+@friendly
+def schedule_cmd(
+    cron: Annotated[str, typer.Option(help="when to retrain, crontab syntax in UTC")] = "0 2 * * SUN",
+    config: ConfigOpt = None,
+    source: Annotated[str | None, typer.Option(help="ingest from this source before each retrain")] = None,
+    path: Annotated[str | None, typer.Option(help="CSV/Parquet file or folder (csv source)")] = None,
+    retrain_on_drift: Annotated[
+        bool, typer.Option("--retrain-on-drift", help="also retrain at once when drift crosses the alert threshold")
+    ] = False,
+    drift_every: Annotated[float, typer.Option(min=1.0, help="seconds between drift checks")] = 3600.0,
+) -> None:
+    """Run `retrain` on a cron schedule (APScheduler), under a lock so two schedulers never retrain at once."""
+    from trendcast.pipelines.loop import drift_alert, retrain_job, store_drift
+    from trendcast.pipelines.schedule import run_schedule
+    from trendcast.tracking import load_champion
+
+    _json_log_lines()
+    settings = load_settings()
+    experiment = _experiment(config)
+
+    def job() -> Any:
+        return retrain_job(settings, experiment, source=source, path=path, progress=False)
+
+    def drift_check() -> bool:
+        return drift_alert(store_drift(settings, load_champion(settings), settings.drift_days))
+
+    console.print(f"retraining on [bold]{cron}[/] (UTC){'; and on drift' if retrain_on_drift else ''}; Ctrl+C stops")
+    run_schedule(
+        settings, cron, job, drift_check=drift_check if retrain_on_drift else None, drift_interval_s=drift_every
+    )
 
 
 def _register_stage_commands() -> None:

@@ -89,6 +89,20 @@ class BacktestConfig(BaseModel):
     risk_free_rate: float = Field(0.0, ge=0.0)  # annual
 
 
+ModelKind = Literal["bilstm", "lightgbm", "logreg", "momentum", "majority"]
+
+
+class GateConfig(BaseModel):
+    """The promotion gates a challenger must pass, in order, before it becomes `champion` (pipelines/retrain.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # level of the paired tests; skill vs majority is Bonferroni-corrected
+    max_sharpe_drop: float = Field(0.1, ge=0.0)  # backtest net Sharpe may trail the champion's by at most this
+    probability_tolerance: float = Field(1e-6, gt=0.0, le=1e-2)  # |sum of probabilities - 1| allowed
+    n_boot: int = Field(1000, ge=100)  # paired block-bootstrap resamples per test
+
+
 class ExperimentConfig(BaseModel):
     """Everything that defines one training experiment; loaded from YAML and logged to MLflow."""
 
@@ -106,7 +120,16 @@ class ExperimentConfig(BaseModel):
     bilstm: BiLSTMConfig = BiLSTMConfig()
     lightgbm: LightGBMConfig = LightGBMConfig()
     backtest: BacktestConfig = BacktestConfig()
+    candidates: list[ModelKind] = ["bilstm", "lightgbm", "logreg", "momentum", "majority"]  # may become champion
+    gates: GateConfig = GateConfig()
     seed: int = 42
+
+    @field_validator("candidates")
+    @classmethod
+    def _some_candidates(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("candidates must name at least one model, e.g. [bilstm, lightgbm]")
+        return list(dict.fromkeys(value))
 
     @property
     def purge_days(self) -> int:
@@ -171,7 +194,16 @@ class Settings(BaseSettings):
     batch_max_items: int = Field(64, ge=1, le=10_000)
     model_alias: str = "champion"
     model_dir: Path | None = None  # serve a saved DirectionModel folder instead of the registry champion
-    explain_background: int = Field(32, ge=1)
+    explain_background: int = Field(32, ge=1)  # training windows saved with the model as the explainer background
+    model_poll_seconds: float | None = Field(None, gt=0.0)  # the service checks the champion alias this often
+
+    # drift (reference saved with the model; compared with recent stored days and recent request inputs)
+    drift_psi_warn: float = Field(0.1, gt=0.0)
+    drift_psi_alert: float = Field(0.25, gt=0.0)
+    drift_alpha: float = Field(0.05, gt=0.0, lt=1.0)  # family-wise level of the KS tests across features
+    drift_days: int = Field(60, ge=5)  # recent stored days compared with the reference
+    drift_sample_size: int = Field(2000, ge=50)  # recent request inputs kept by each service worker
+    drift_refresh_seconds: float = Field(60.0, gt=0.0)  # how often the service recomputes its drift gauges
 
     @field_validator("data_dir")
     @classmethod

@@ -4,13 +4,16 @@ The default store is SQLite in the data directory (works offline, nothing runnin
 points at a server instead. Models are logged as an MLflow pyfunc (explicit tensor signature, input example) whose
 artifact is the saved trendcast model folder (meta.json + weights, ONNX file and explainer background where the
 model has them), so `mlflow.pyfunc.load_model("models:/NAME@champion")` works for any MLflow user, and
-`load_champion()` gives serving the `DirectionModel` itself.
+`load_champion()` gives serving and explanations the `ModelBundle` (model + folder) itself.
 
-Aliases: the first registered version becomes `champion`; later ones become `challenger` until promoted.
+This is the only module that imports MLflow. It holds no policy: which version gets which alias is decided by
+`trendcast.pipelines.retrain` (the promotion gates) and written here with `set_alias` and `set_version_tags`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import math
@@ -23,63 +26,85 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
-import mlflow.pyfunc
 import numpy as np
-from mlflow.models import ModelSignature
-from mlflow.tracking import MlflowClient
-from mlflow.types import Schema, TensorSpec
+
+with warnings.catch_warnings():
+    # mlflow.pyfunc infers schemas from its own type hints at import and warns about them (UserWarning, in colour):
+    # nothing a trendcast user can act on, so it stays out of their terminal.
+    warnings.simplefilter("ignore", UserWarning)
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.tracking import MlflowClient
+    from mlflow.types import Schema, TensorSpec
 
 from trendcast.config import ExperimentConfig, Settings
-from trendcast.errors import ModelNotReadyError
+from trendcast.errors import ModelNotReadyError, SourceError
 from trendcast.models.base import DirectionModel
+from trendcast.models.bundle import ModelBundle, read_bundle
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 MODEL_DIR_ARTIFACT = "model_dir"
-
-
-@dataclass
-class LoadedModel:
-    model: DirectionModel
-    name: str
-    version: str
-    alias: str
-    run_id: str | None
-    metrics: dict[str, float]
-    onnx_path: Path | None
-    folder: Path | None = None  # the saved model folder (meta.json, weights, explainer background)
+METRIC_TAG = "trendcast.metric."  # version tags holding the scores the model was judged on (auc, accuracy, sharpe)
 
 
 @dataclass(frozen=True)
 class RegisteredVersion:
     name: str
     version: str
-    alias: str
     run_id: str
 
 
-with warnings.catch_warnings():
-    # MLflow warns about predict's type hints whatever they are (and about their absence); the explicit tensor
-    # signature logged with the model is what validates inputs.
-    warnings.filterwarnings("ignore", message=r".*[Tt]ype hint", category=UserWarning)
+@dataclass(frozen=True)
+class VersionRecord:
+    """One registered version as the registry describes it (no model loaded)."""
 
-    class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
-        """MLflow pyfunc: scaled windows (n, window, features) float32 -> (n, 3) probabilities Down/Neutral/Up."""
+    name: str
+    version: str
+    run_id: str | None
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    created: int  # ms since the epoch
 
-        def load_context(self, context: Any) -> None:
-            self.model = DirectionModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
+    @property
+    def metrics(self) -> dict[str, float]:
+        return metric_tags(self.tags)
 
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            if isinstance(model_input, dict):  # a named tensor signature hands over {"windows": array}
-                model_input = model_input["windows"]
-            return self.model.predict_scaled(np.asarray(model_input, dtype=np.float32))
+
+def metric_tags(tags: Mapping[str, str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in tags.items():
+        if key.startswith(METRIC_TAG):
+            try:
+                out[key.removeprefix(METRIC_TAG)] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
+class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    """MLflow pyfunc: scaled windows (n, window, features) float32 -> (n, 3) probabilities Down/Neutral/Up."""
+
+    # The explicit tensor signature logged with the model validates inputs; MLflow's type-hint validation would
+    # only warn (in colour, once per process, whatever the filters say) that predict has no supported hints.
+    _skip_type_hint_validation = True
+
+    def load_context(self, context: Any) -> None:
+        self.model = DirectionModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
+
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        if isinstance(model_input, dict):  # a named tensor signature hands over {"windows": array}
+            model_input = model_input["windows"]
+        return self.model.predict_scaled(np.asarray(model_input, dtype=np.float32))
 
 
 def configure(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured store and make sure the experiment exists (artifacts under the data dir)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no per-file bars at serve start
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # CloudPickle notice, input-example validation
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     uri = settings.resolved_mlflow_uri
     mlflow.set_tracking_uri(uri)
@@ -133,8 +158,10 @@ def _metric_key(key: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._-/ " else "_" for ch in key)
 
 
-def log_model(settings: Settings, model: DirectionModel, model_dir: Path) -> RegisteredVersion:
-    """Log the saved model folder as a pyfunc, register it, and set `champion` (first) or `challenger`."""
+def log_model(
+    settings: Settings, model: DirectionModel, model_dir: Path, tags: Mapping[str, str] | None = None
+) -> RegisteredVersion:
+    """Log the saved model folder as a pyfunc into the active run and register it as a new version (no alias)."""
     client = configure(settings)
     window, n_features = model.window, len(model.feature_names)
     signature = ModelSignature(
@@ -142,26 +169,120 @@ def log_model(settings: Settings, model: DirectionModel, model_dir: Path) -> Reg
         outputs=Schema([TensorSpec(np.dtype(np.float64), (-1, 3), "probabilities")]),
     )
     example = np.zeros((2, window, n_features), dtype=np.float32)
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=TrendcastPyfunc(),
-        artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-        signature=signature,
-        input_example=example,
-        registered_model_name=settings.registered_model_name,
-        pip_requirements=["trendcast", "torch==2.13.0", "mlflow==3.17.2"],
-    )
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        # MLflow prints "Successfully registered ..." and warns about pickling our own class; neither helps a user
+        warnings.simplefilter("ignore", UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=TrendcastPyfunc(),
+            artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=settings.registered_model_name,
+            pip_requirements=["trendcast", "torch==2.13.0", "mlflow==3.17.2"],
+        )
     version = str(info.registered_model_version)
     name = settings.registered_model_name
-    has_champion = _alias_version(client, name, CHAMPION) is not None
-    alias = CHALLENGER if has_champion else CHAMPION
-    client.set_registered_model_alias(name, alias, version)
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, value)
     run = mlflow.active_run()
-    return RegisteredVersion(name, version, alias, run.info.run_id if run else "")
+    return RegisteredVersion(name, version, run.info.run_id if run else "")
+
+
+def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
+    """A JSON artifact in the active run."""
+    mlflow.log_dict(dict(data), artifact_file)
+
+
+def set_run_tags(tags: Mapping[str, str]) -> None:
+    """Tags on the active run."""
+    mlflow.set_tags(dict(tags))
+
+
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def download_run_artifact(settings: Settings, run_id: str, artifact: str, dst: Path) -> Path:
+    """One artifact of a run, downloaded into `dst`; SourceError (saying what to check) when that fails."""
+    uri = settings.resolved_mlflow_uri
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact, dst_path=str(dst), tracking_uri=uri
+        )
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise SourceError(
+            f"cannot download {artifact} of run {run_id!r} from {uri}: {exc}. "
+            "Check the run id (mlflow ui) and TRENDCAST_MLFLOW_TRACKING_URI."
+        ) from exc
+    return Path(path)
+
+
+def list_run_artifacts(settings: Settings, run_id: str) -> list[str]:
+    """Paths of the run's top-level artifacts; SourceError when the run cannot be read."""
+    try:
+        infos = mlflow.artifacts.list_artifacts(run_id=run_id, tracking_uri=settings.resolved_mlflow_uri)
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise SourceError(f"cannot list the artifacts of run {run_id!r}: {exc}") from exc
+    return [info.path for info in infos]
 
 
 def set_alias(settings: Settings, alias: str, version: str) -> None:
     configure(settings).set_registered_model_alias(settings.registered_model_name, alias, version)
+
+
+def delete_alias(settings: Settings, alias: str) -> None:
+    client = configure(settings)
+    if _alias_version(client, settings.registered_model_name, alias) is not None:
+        client.delete_registered_model_alias(settings.registered_model_name, alias)
+
+
+def alias_version(settings: Settings, alias: str = CHAMPION) -> str | None:
+    """The version behind `alias`, or None (no such alias, or no registered model yet)."""
+    found = _alias_version(configure(settings), settings.registered_model_name, alias)
+    return str(found.version) if found is not None else None
+
+
+def set_version_tags(settings: Settings, version: str, tags: Mapping[str, str]) -> None:
+    client = configure(settings)
+    for key, value in tags.items():
+        client.set_model_version_tag(settings.registered_model_name, version, key, value)
+
+
+def get_version(settings: Settings, version: str) -> VersionRecord:
+    """A registered version; ModelNotReadyError when it does not exist."""
+    client = configure(settings)
+    try:
+        found = client.get_model_version(settings.registered_model_name, str(version))
+    except mlflow.exceptions.MlflowException as exc:
+        raise ModelNotReadyError(
+            f"{settings.registered_model_name!r} has no version {version}; `trendcast models` lists them"
+        ) from exc
+    return _record(found)
+
+
+def list_versions(settings: Settings) -> list[VersionRecord]:
+    """Every registered version of the model, oldest first ([] before the first registration)."""
+    client = configure(settings)
+    name = settings.registered_model_name
+    found = client.search_model_versions(f"name = '{name}'")
+    if not found:
+        return []
+    aliases: dict[str, list[str]] = {}  # search results leave `aliases` empty; the registered model has them
+    for alias, version in (client.get_registered_model(name).aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    return sorted((_record(v, aliases.get(str(v.version))) for v in found), key=lambda r: int(r.version))
+
+
+def _record(version: Any, aliases: list[str] | None = None) -> VersionRecord:
+    return VersionRecord(
+        version.name,
+        str(version.version),
+        version.run_id,
+        tuple(sorted(aliases if aliases is not None else getattr(version, "aliases", []) or [])),
+        dict(version.tags or {}),
+        int(version.creation_timestamp or 0),
+    )
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> Any:
@@ -200,17 +321,28 @@ def _model_dir(local: Path) -> Path:
     return local / relative
 
 
-def load_champion(settings: Settings, alias: str | None = None) -> LoadedModel:
-    """The registered model version behind `alias` (default: settings.model_alias), ready to predict."""
-    client = configure(settings)
-    name, wanted = settings.registered_model_name, alias or settings.model_alias
-    version = _alias_version(client, name, wanted)
-    if version is None:
-        raise ModelNotReadyError(f"no model version has alias {wanted!r} in {name!r}; run `trendcast train` first")
-    folder = _download_version(settings, name, str(version.version))
-    model = DirectionModel.load(folder)
-    metrics = {k: v for k, v in client.get_run(version.run_id).data.metrics.items()} if version.run_id else {}
-    onnx = folder / "model.onnx"
-    return LoadedModel(
-        model, name, str(version.version), wanted, version.run_id, metrics, onnx if onnx.is_file() else None
+def load_version(settings: Settings, version: str, alias: str = "") -> ModelBundle:
+    """A registry version as a `ModelBundle` (its folder downloaded once into the data dir)."""
+    record = get_version(settings, version)
+    folder = _download_version(settings, record.name, record.version)
+    return read_bundle(
+        folder,
+        name=record.name,
+        version=record.version,
+        alias=alias,
+        run_id=record.run_id,
+        metrics=record.metrics,
+        tags=record.tags,
     )
+
+
+def load_champion(settings: Settings, alias: str | None = None) -> ModelBundle:
+    """The registered model version behind `alias` (default: settings.model_alias), ready to predict."""
+    wanted = alias or settings.model_alias
+    version = alias_version(settings, wanted)
+    if version is None:
+        raise ModelNotReadyError(
+            f"no model version has alias {wanted!r} in {settings.registered_model_name!r}; run `trendcast train` "
+            "(no candidate passed the promotion gates if it ran: `trendcast models` shows why)"
+        )
+    return load_version(settings, version, wanted)

@@ -23,7 +23,7 @@ from trendcast.data.store import BarStore
 from trendcast.data.synthetic import planted_signal_bars
 from trendcast.pipelines.ingest import ingest
 from trendcast.pipelines.train import load_universe, run_training
-from trendcast.tracking import load_champion
+from trendcast.tracking import load_version
 
 pytestmark = pytest.mark.integration
 
@@ -47,22 +47,22 @@ def _check_round_trip(settings: Settings, model: str) -> None:
     outcome = run_training(
         settings, TINY, model, baselines=True, progress=False, n_boot=50, report_path=settings.data_dir / "report.json"
     )
-    assert outcome.registered is not None and outcome.registered.alias == "champion"
-    loaded = load_champion(settings)
+    assert outcome.registered is not None  # the challenger is registered whatever the gates decide
+    assert outcome.registered.alias == ("champion" if outcome.decision.promoted else "challenger")
+    loaded = load_version(settings, outcome.registered.version)
+    assert loaded.folder.is_dir() and loaded.background() is not None and loaded.drift_reference() is not None
+    assert loaded.model.name == outcome.decision.challenger.name  # type: ignore[union-attr]
     ws = load_universe(settings, TINY, progress=False)
     assert outcome.final_model is not None
     np.testing.assert_allclose(loaded.model.predict_proba(ws), outcome.final_model.predict_proba(ws), atol=1e-6)
     report = json.loads((settings.data_dir / "report.json").read_text())
-    assert set(report["models"]) == {model, "majority", "momentum", "logreg", "lightgbm"} | {model}
-    assert report["comparison"]["model"] == model
+    assert set(report["models"]) == {"bilstm", "majority", "momentum", "logreg", "lightgbm"}  # every candidate
+    assert report["comparison"]["model"] == model and report["version"] == 2
+    assert report["decision"]["gates"][0]["name"] == "finite"
     # the pyfunc flavour works for any MLflow user
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.registered_model_name}@champion")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.registered_model_name}/{outcome.registered.version}")
     x = loaded.model.scaler.transform(ws).windows(np.arange(5))  # type: ignore[union-attr]
     np.testing.assert_allclose(pyfunc.predict(x), outcome.final_model.predict_scaled(x), atol=1e-6)
-    # a second registration becomes the challenger; the champion stays
-    second = run_training(settings, TINY, model, baselines=False, progress=False, n_boot=20)
-    assert second.registered is not None and second.registered.alias == "challenger"
-    assert load_champion(settings).version == outcome.registered.version
 
 
 def test_sqlite_store_round_trip_by_alias(tmp_path: Path) -> None:

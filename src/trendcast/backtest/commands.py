@@ -21,7 +21,7 @@ from rich.table import Table
 from trendcast.backtest.engine import BacktestResult, compare_models, run_backtest
 from trendcast.backtest.predictions import load_predictions, unique_tickers
 from trendcast.config import BacktestConfig, Settings, load_settings
-from trendcast.errors import ConfigError, SourceError
+from trendcast.errors import ConfigError
 
 PREDICTIONS_ARTIFACT = "predictions.parquet"
 OTHER_MODEL_ARTIFACT = re.compile(r"^predictions_(?P<model>[\w.-]+)\.parquet$")
@@ -32,36 +32,21 @@ console = Console()
 # -- inputs ----------------------------------------------------------------------------------------------------------
 def download_run_predictions(settings: Settings, run_id: str, artifact: str = PREDICTIONS_ARTIFACT) -> pd.DataFrame:
     """The predictions frame logged as `artifact` in MLflow run `run_id`."""
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
+    from trendcast.tracking import download_run_artifact
 
     with tempfile.TemporaryDirectory() as folder:
-        try:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=artifact, dst_path=folder, tracking_uri=settings.resolved_mlflow_uri
-            )
-        except (MlflowException, OSError) as exc:
-            raise SourceError(
-                f"cannot download {artifact} of run {run_id!r} from {settings.resolved_mlflow_uri}: "
-                f"{exc}. Check the run id (mlflow ui) and TRENDCAST_MLFLOW_TRACKING_URI."
-            ) from exc
-        return load_predictions(path)
+        return load_predictions(download_run_artifact(settings, run_id, artifact, Path(folder)))
 
 
 def other_model_artifacts(settings: Settings, run_id: str) -> dict[str, str]:
     """{model: artifact} for the run's `predictions_<model>.parquet` files (the baselines beside the primary)."""
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
+    from trendcast.tracking import list_run_artifacts
 
-    try:
-        infos = mlflow.artifacts.list_artifacts(run_id=run_id, tracking_uri=settings.resolved_mlflow_uri)
-    except (MlflowException, OSError) as exc:
-        raise SourceError(f"cannot list the artifacts of run {run_id!r}: {exc}") from exc
     found = {}
-    for info in infos:
-        match = OTHER_MODEL_ARTIFACT.match(Path(info.path).name)
+    for path in list_run_artifacts(settings, run_id):
+        match = OTHER_MODEL_ARTIFACT.match(Path(path).name)
         if match:
-            found[match["model"]] = info.path
+            found[match["model"]] = path
     return found
 
 

@@ -1,6 +1,6 @@
 """`trendcast explain TICKER [--date D] [--top K] [--plot FILE]`: why the champion model predicts what it predicts.
 
-Loads the champion model (`trendcast.tracking.load_champion`) and its cached explainer background, rebuilds the
+Loads the champion's model bundle (`trendcast.tracking.load_champion`) with its explainer background, rebuilds the
 ticker's feature window ending on `date` (default: the latest stored bar) from the bar store, explains it, and
 prints the sentence, a table of the top features and an attention summary. `--plot` writes the waterfall and
 attention strip as one PNG. The lead registers `explain` on the Typer app; it is also a plain function.
@@ -9,7 +9,7 @@ attention strip as one PNG. The lead registers `explain` on the Typer app; it is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pandas as pd
@@ -45,16 +45,6 @@ def window_from_bars(
         raise InsufficientHistoryError(ticker, needed=model.window, available=usable, as_of=as_of)
     tail = features.iloc[-model.window :]
     return tail.to_numpy(dtype=np.float32), list(tail.index)  # float32, like WindowSet rows
-
-
-def champion_background(loaded: Any) -> np.ndarray | None:
-    """The background saved in the champion's model folder, if the loaded champion says where that is."""
-    folder = getattr(loaded, "folder", None)
-    if folder is None and getattr(loaded, "onnx_path", None) is not None:
-        folder = Path(loaded.onnx_path).parent  # model.onnx sits in the model folder
-    from trendcast.explain.shap_values import load_background
-
-    return load_background(folder) if folder is not None else None
 
 
 def render(explanation: Explanation, out: Console) -> None:
@@ -103,7 +93,7 @@ def explain(
     window, dates = window_from_bars(loaded.model, bars, symbol, date)
     from trendcast.explain.explanation import explain_window
 
-    explanation = explain_window(loaded.model, window, dates, symbol, top, champion_background(loaded))
+    explanation = explain_window(loaded.model, window, dates, symbol, top, loaded.background())
     render(explanation, console)
     if plot is not None:
         from trendcast.explain.plots import plot_explanation

@@ -29,8 +29,7 @@ def report_path(settings: Settings) -> Path:
 def log_backtest(
     settings: Settings, config: ExperimentConfig, predictions: dict[str, pd.DataFrame], primary: str
 ) -> dict[str, Any]:
-    import mlflow
-
+    from trendcast import tracking
     from trendcast.backtest import compare_models, run_backtest
     from trendcast.backtest.commands import load_prices
     from trendcast.reporting import save_figures, write_report
@@ -38,7 +37,7 @@ def log_backtest(
     frame = predictions[primary]
     prices = load_prices(settings, frame)
     result = run_backtest(frame, prices, config.backtest)
-    mlflow.log_metrics(result.flat_metrics(prefix="backtest."))
+    tracking.log_metrics(result.flat_metrics(prefix="backtest."))
     comparison = compare_models(predictions, prices, config.backtest)
     out = write_report(
         result,
@@ -47,10 +46,10 @@ def log_backtest(
         title=f"trendcast: {primary} walk-forward backtest",
         extra_tables={"Model comparison (same folds, same costs)": comparison},
     )
-    mlflow.log_artifact(str(out))
+    tracking.log_artifact(out)
     with tempfile.TemporaryDirectory() as tmp:
         for figure in save_figures(result, frame, Path(tmp)):
-            mlflow.log_artifact(str(figure), artifact_path="figures")
+            tracking.log_artifact(figure, artifact_path="figures")
     strategy, benchmark = result.metrics["strategy"], result.metrics["benchmark"]
     return {
         "report": str(out),

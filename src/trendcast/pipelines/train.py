@@ -1,5 +1,7 @@
-"""Train: store -> features -> purged walk-forward (model + baselines) -> metrics with CIs -> final fit ->
-MLflow run (params, metrics, report, plots, predictions) -> registered model (champion or challenger).
+"""Train: store -> features -> purged walk-forward (every candidate, the majority baseline and the current
+champion's configuration, on the same folds) -> metrics with CIs -> backtest -> the promotion gates -> final fit of
+the challenger -> MLflow run (params, metrics, report, plots, predictions) -> registered version, `champion` only if
+the gates say so (trendcast.pipelines.retrain).
 
 The primary model is compared with the *best* baseline on the same out-of-sample days (paired block bootstrap);
 the report says plainly when the model is worse.
@@ -19,15 +21,24 @@ import pandas as pd
 
 from trendcast.config import ExperimentConfig, Settings
 from trendcast.data.store import BarStore
-from trendcast.errors import DataError
+from trendcast.errors import DataError, ModelNotReadyError
 from trendcast.evaluation.metrics import compare_to_best_baseline, summarise_predictions
-from trendcast.evaluation.walk_forward import WalkForwardResult, run_walk_forward
+from trendcast.evaluation.report import REPORT_VERSION, TrainingReport
+from trendcast.evaluation.walk_forward import ModelFactory, WalkForwardResult, run_walk_forward
 from trendcast.features.windows import WindowSet, build_window_set
 from trendcast.models.base import DirectionModel
+from trendcast.models.bundle import ModelBundle, write_bundle
 from trendcast.models.registry import create_model
+from trendcast.pipelines.retrain import CHAMPION_KEY, NO_SKILL, Decision, decide, log_decision, record_promotion
 
 BASELINES: tuple[str, ...] = ("majority", "momentum", "logreg", "lightgbm")
-REPORT_VERSION = 1
+
+
+@dataclass
+class Registered:
+    name: str
+    version: str
+    alias: str  # champion (promoted) or challenger (kept beside the champion)
 
 
 @dataclass
@@ -36,7 +47,12 @@ class TrainOutcome:
     walk_forward: WalkForwardResult
     final_model: DirectionModel | None
     run_id: str | None
-    registered: Any | None  # tracking.RegisteredVersion
+    registered: Registered | None
+    decision: Decision
+
+    @property
+    def typed(self) -> TrainingReport:
+        return TrainingReport.from_json(self.report)
 
 
 def load_universe(settings: Settings, config: ExperimentConfig, *, progress: bool = True) -> WindowSet:
@@ -53,13 +69,23 @@ def load_universe(settings: Settings, config: ExperimentConfig, *, progress: boo
     return ws
 
 
-def model_factory(settings: Settings, progress: bool) -> Any:
+def model_factory(settings: Settings, progress: bool, champion: ModelBundle | None = None) -> ModelFactory:
+    """Models by name; `champion` is the current champion's kind with its own hyperparameters and seed, on the
+    experiment's data settings (window, labels, features), so that it is scored on the same samples."""
+
     def factory(name: str, config: ExperimentConfig) -> DirectionModel:
+        if name == CHAMPION_KEY and champion is not None:
+            name, config = champion.model.name, champion_config(champion, config)
         if name == "bilstm":
             return create_model(name, config, threads=settings.torch_threads, progress=progress)
         return create_model(name, config)
 
     return factory
+
+
+def champion_config(champion: ModelBundle, config: ExperimentConfig) -> ExperimentConfig:
+    own = champion.model.config
+    return config.model_copy(update={"bilstm": own.bilstm, "lightgbm": own.lightgbm, "seed": own.seed})
 
 
 def evaluate(
@@ -71,9 +97,11 @@ def evaluate(
     primary: str | None = None,
     progress: bool = True,
     n_boot: int = 1000,
+    factory: ModelFactory | None = None,
 ) -> tuple[WalkForwardResult, dict[str, Any]]:
     """Walk-forward every model on the same folds and build the JSON report."""
-    result = run_walk_forward(ws, models, config, progress=progress, factory=model_factory(settings, progress))
+    factory = factory or model_factory(settings, progress)
+    result = run_walk_forward(ws, models, config, progress=progress, factory=factory)
     return result, build_report(ws, result, config, primary=primary or models[0], n_boot=n_boot)
 
 
@@ -85,6 +113,7 @@ def build_report(
         for name, frame in result.predictions.items()
     }
     report: dict[str, Any] = {
+        "version": REPORT_VERSION,
         "report_version": REPORT_VERSION,
         "primary_model": primary,
         "config": config.model_dump(mode="json"),
@@ -151,21 +180,6 @@ def fit_final(
     return model_factory(settings, progress)(name, config).fit(ws)
 
 
-def save_final(model: DirectionModel, ws: WindowSet, folder: Path) -> Path:
-    """Save the model folder, with an ONNX export and an explainer background where the model supports them."""
-    model.save(folder)
-    if model.name == "bilstm":
-        from trendcast.models.onnx_export import export_onnx
-
-        export_onnx(model, folder / "model.onnx")  # type: ignore[arg-type]
-    try:
-        from trendcast.explain.shap_values import background_from_training, save_background
-    except ImportError:  # explanations not installed in this build
-        return folder
-    save_background(folder, background_from_training(model, ws, size=32, seed=model.config.seed))
-    return folder
-
-
 def write_report(report: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sanitise(report), indent=2, default=_json_default, allow_nan=False))
@@ -197,10 +211,26 @@ def tmp_model_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="trendcast-final-"))
 
 
+def current_champion(settings: Settings) -> ModelBundle | None:
+    """The registry champion, or None when there is none yet."""
+    from trendcast import tracking
+
+    try:
+        return tracking.load_champion(settings, tracking.CHAMPION)
+    except ModelNotReadyError:
+        return None
+
+
+def model_names(primary: str, candidates: list[str], champion: ModelBundle | None) -> list[str]:
+    """Everything the walk-forward fits: the primary, the candidates, the no-skill reference and the champion."""
+    names = list(dict.fromkeys([primary, *candidates, NO_SKILL]))
+    return [*names, CHAMPION_KEY] if champion is not None else names
+
+
 def run_training(
     settings: Settings,
     config: ExperimentConfig,
-    model: str,
+    model: str = "bilstm",
     *,
     baselines: bool = True,
     register: bool = True,
@@ -208,34 +238,81 @@ def run_training(
     progress: bool = True,
     n_boot: int = 1000,
 ) -> TrainOutcome:
-    """The tracked training job behind `trendcast train` and `make run`."""
+    """The tracked training job behind `trendcast train`, `trendcast retrain` and `make run`: evaluate, decide,
+    and (unless `register` is False, a dry run) register the challenger and move the aliases as decided."""
     from trendcast import tracking
 
     ws = load_universe(settings, config, progress=progress)
-    names = [model, *[b for b in BASELINES if b != model]] if baselines else [model]
+    champion = current_champion(settings)
+    candidates: list[str] = [str(c) for c in config.candidates] if baselines else [model]
+    names = model_names(model, candidates, champion)
+    factory = model_factory(settings, progress, champion)
     with tracking.start_run(settings, f"train-{model}", config, {"model": model}) as run_id:
-        result, report = evaluate(settings, ws, names, config, primary=model, progress=progress, n_boot=n_boot)
+        result, report = evaluate(
+            settings, ws, names, config, primary=model, progress=progress, n_boot=n_boot, factory=factory
+        )
         report = sanitise(report)
         report["run_id"] = run_id
         _log_evaluation(report, result, model)
-        final = fit_final(settings, ws, model, config, progress=progress)
-        extras = log_extras(settings, config, result, final, ws, model)
-        report.update(sanitise(extras))
-        folder = save_final(final, ws, tmp_model_dir() / "model")
-        registered = tracking.log_model(settings, final, folder) if register else None
+        report.update(sanitise(log_extras(settings, config, result, ws, model)))
+        sharpe = {str(r["model"]): r.get("sharpe") for r in report["backtest"]["comparison"]}
+        decision = decide(
+            result.predictions,
+            {k: float(v) if v is not None else float("nan") for k, v in sharpe.items()},
+            candidates,
+            config.gates,
+            champion_version=champion.version if champion else None,
+            seed=config.seed,
+        )
+        final, registered = None, None
+        if decision.challenger is not None and register:
+            final, registered = _register_challenger(settings, config, ws, decision)
+        tracking.set_run_tags(decision.tags())
+        report["decision"] = sanitise(decision.to_json())
         if registered is not None:
             report["registered"] = {"name": registered.name, "version": registered.version, "alias": registered.alias}
-        import mlflow
-
-        mlflow.log_dict(report, "report.json")
+        tracking.log_dict(report, "report.json")
+    log_decision(decision)
     if report_path is not None:
         write_report(report, report_path)
-    return TrainOutcome(report, result, final, run_id, registered)
+    return TrainOutcome(report, result, final, run_id, registered, decision)
+
+
+def _register_challenger(
+    settings: Settings, config: ExperimentConfig, ws: WindowSet, decision: Decision
+) -> tuple[DirectionModel, Registered]:
+    """Fit the challenger on every labelled sample, save its bundle, register it, then record the decision (the
+    aliases move last: a failure before leaves the champion where it was)."""
+    from trendcast import tracking
+
+    assert decision.challenger is not None
+    final = fit_final(settings, ws, decision.challenger.name, config)
+    folder = write_bundle(
+        final, ws, tmp_model_dir() / "model", background_size=settings.explain_background, seed=config.seed
+    )
+    version = tracking.log_model(settings, final, folder, tags=version_tags(final, decision))
+    record_promotion(settings, decision, version.version)
+    alias = tracking.CHAMPION if decision.promoted else tracking.CHALLENGER
+    return final, Registered(version.name, version.version, alias)
+
+
+def version_tags(model: DirectionModel, decision: Decision) -> dict[str, str]:
+    """What `trendcast models` shows without downloading the model: kind, trained-through, the scores judged."""
+    from trendcast.tracking import METRIC_TAG
+
+    tags = {
+        "trendcast.model": model.name,
+        "trendcast.trained_through": str(model.trained_through.date()) if model.trained_through is not None else "",
+    }
+    if decision.challenger is not None:
+        c = decision.challenger
+        for key, value in (("auc", c.auc), ("accuracy", c.accuracy), ("sharpe", c.sharpe)):
+            if math.isfinite(value):
+                tags[METRIC_TAG + key] = repr(float(value))
+    return tags
 
 
 def _log_evaluation(report: dict[str, Any], result: WalkForwardResult, primary: str) -> None:
-    import mlflow
-
     from trendcast import tracking
     from trendcast.evaluation.plots import learning_curves
 
@@ -252,11 +329,11 @@ def _log_evaluation(report: dict[str, Any], result: WalkForwardResult, primary: 
         for name, frame in result.predictions.items():
             file = folder / ("predictions.parquet" if name == primary else f"predictions_{name}.parquet")
             frame.to_parquet(file, index=False)
-            mlflow.log_artifact(str(file))
+            tracking.log_artifact(file)
         if any(result.histories.get(primary, [])):
-            mlflow.log_artifact(str(learning_curves(result.histories[primary], folder / "learning_curves.png")))
+            tracking.log_artifact(learning_curves(result.histories[primary], folder / "learning_curves.png"))
         for path in _confusion_pngs(report, folder):
-            mlflow.log_artifact(str(path))
+            tracking.log_artifact(path)
 
 
 def _confusion_pngs(report: dict[str, Any], folder: Path) -> list[Path]:
@@ -267,12 +344,7 @@ def _confusion_pngs(report: dict[str, Any], folder: Path) -> list[Path]:
 
 
 def log_extras(
-    settings: Settings,
-    config: ExperimentConfig,
-    result: WalkForwardResult,
-    final: DirectionModel,
-    ws: WindowSet,
-    primary: str,
+    settings: Settings, config: ExperimentConfig, result: WalkForwardResult, ws: WindowSet, primary: str
 ) -> dict[str, Any]:
     """Later stages that log into the same run (global importance, backtest); returns report additions."""
     extras: dict[str, Any] = {}
@@ -287,8 +359,6 @@ def _log_global_importance(
     result: WalkForwardResult, ws: WindowSet, primary: str, config: ExperimentConfig
 ) -> dict[str, Any] | None:
     """Mean |attribution| per feature and group over the last test fold, by the model fit on that fold's train."""
-    import mlflow
-
     from trendcast import tracking
     from trendcast.explain import background_from_training, global_importance, importance_metrics
     from trendcast.explain.plots import plot_importance
@@ -298,14 +368,14 @@ def _log_global_importance(
         return None
     fold = result.folds[-1].fold
     test, train = ws.take(fold.test_mask(ws.dates)), ws.take(fold.train_mask(ws.dates))
-    background = background_from_training(model, train, size=32, seed=config.seed)
+    background = background_from_training(model, train, size=32, seed=config.seed)  # fold model, not served
     table = global_importance(model, test, max_samples=100, background=background, seed=config.seed)
     tracking.log_metrics(importance_metrics(table))
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "global_importance.csv"
         table.to_csv(csv, index=False)
-        mlflow.log_artifact(str(csv))
-        mlflow.log_artifact(str(plot_importance(table, Path(tmp) / "global_importance.png")))
+        tracking.log_artifact(csv)
+        tracking.log_artifact(plot_importance(table, Path(tmp) / "global_importance.png"))
     top = table.sort_values("rank").head(10)
     return {
         "fold": fold.index,

@@ -25,6 +25,7 @@ from fastapi.openapi.docs import get_redoc_html
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from trendcast.config import Settings, load_settings
+from trendcast.serving.background import ChampionPoller, DriftMonitor
 from trendcast.serving.cache import make_cache
 from trendcast.serving.dependencies import Services, StoreHandle, admin_guard, api_guard
 from trendcast.serving.errors import install_error_handlers
@@ -72,6 +73,15 @@ def _services(settings: Settings, loader: ModelLoader) -> Services:
     )
 
 
+def _background_tasks(services: Services) -> list[DriftMonitor | ChampionPoller]:
+    """Drift gauges always; following the champion alias when TRENDCAST_MODEL_POLL_SECONDS is set (registry only)."""
+    tasks: list[DriftMonitor | ChampionPoller] = [DriftMonitor(services)]
+    poll = services.settings.model_poll_seconds
+    if poll is not None and services.settings.model_dir is None:
+        tasks.append(ChampionPoller(services, poll))
+    return tasks
+
+
 def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,9 +91,14 @@ def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextMan
                 services, services.settings.redis_url, services.settings.redis_key_prefix
             )
             await services.watcher.start()
+        background = _background_tasks(services)
+        for task in background:
+            task.start()
         try:
             yield
         finally:
+            for task in background:
+                await task.stop()
             if services.watcher is not None:
                 await services.watcher.stop()
             await services.cache.close()

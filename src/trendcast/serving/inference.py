@@ -1,6 +1,6 @@
 """The inference path: one immutable `ServingModel` per loaded champion, swapped atomically on reload.
 
-    loader(settings) -> ServedModel          the registry champion (trendcast.tracking) or a saved model folder
+    loader(settings) -> ModelBundle          the registry champion (trendcast.tracking) or a saved model folder
       -> ServingModel(served, backend, batcher)   built once per worker; never mutated afterwards
       -> ModelSlot.current                        ONE reference; reload replaces it, in-flight requests keep theirs
 
@@ -21,8 +21,6 @@ the model's fitted scaler).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +38,8 @@ from trendcast.errors import InsufficientHistoryError, ModelNotReadyError
 from trendcast.features.feature_set import compute_features
 from trendcast.features.indicators import resolve
 from trendcast.models.base import DirectionModel
+from trendcast.models.bundle import ModelBundle, folder_version, read_bundle
+from trendcast.serving.background import RecentInputs
 from trendcast.serving.errors import ApiError
 from trendcast.serving.metrics import ServiceMetrics
 
@@ -49,74 +49,20 @@ MAX_BATCH = 64  # samples per forward pass gathered by the micro-batcher
 SETTLE_ROUNDS = 2  # event-loop rounds without a new request before a batch starts
 
 
-class ServedModel(Protocol):
-    """What a model loader returns (trendcast.tracking.LoadedModel satisfies it)."""
-
-    @property
-    def model(self) -> DirectionModel: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def alias(self) -> str: ...
-    @property
-    def run_id(self) -> str | None: ...
-    @property
-    def metrics(self) -> dict[str, float]: ...
-    @property
-    def onnx_path(self) -> Path | None: ...
+ServedModel = ModelBundle  # what a model loader returns: the model with its folder, version, alias and scores
+ModelLoader = Callable[[Settings], ModelBundle]
 
 
-ModelLoader = Callable[[Settings], ServedModel]
-
-
-@dataclass(frozen=True)
-class DirectoryModel:
-    """A saved DirectionModel folder served directly (TRENDCAST_MODEL_DIR), without the MLflow registry."""
-
-    model: DirectionModel
-    name: str
-    version: str
-    alias: str
-    run_id: str | None
-    metrics: dict[str, float]
-    onnx_path: Path | None
-    folder: Path  # where the explainer background (if any) is saved beside the model
-
-
-def folder_version(folder: Path) -> str:
-    """A content hash of the model folder: the same files give the same version, any change a new one."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(path.read_bytes())
-    return "dir-" + digest.hexdigest()[:12]
-
-
-def load_model_dir(settings: Settings) -> DirectoryModel:
-    """Load the folder at settings.model_dir (meta.json + weights; optional model.onnx and metrics.json)."""
+def load_model_dir(settings: Settings) -> ModelBundle:
+    """Load the folder at settings.model_dir (a bundle written by `write_bundle`, or any `model.save()` folder with
+    an optional metrics.json), versioned by a hash of its contents."""
     if settings.model_dir is None:
         raise ModelNotReadyError("TRENDCAST_MODEL_DIR is not set; point it at a folder written by model.save()")
     folder = settings.model_dir
-    model = DirectionModel.load(folder)  # raises ModelNotReadyError when meta.json is missing
-    metrics_file = folder / "metrics.json"
-    raw_metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    metrics = {str(k): float(v) for k, v in raw_metrics.items()}
-    onnx = folder / "model.onnx"
-    return DirectoryModel(
-        model,
-        settings.registered_model_name,
-        folder_version(folder),
-        "local",
-        None,
-        metrics,
-        onnx if onnx.is_file() else None,
-        folder,
-    )
+    return read_bundle(folder, name=settings.registered_model_name, version=folder_version(folder), alias="local")
 
 
-def default_loader(settings: Settings) -> ServedModel:
+def default_loader(settings: Settings) -> ModelBundle:
     """settings.model_dir when set, else the registry model behind settings.model_alias (MLflow, imported lazily)."""
     if settings.model_dir is not None:
         return load_model_dir(settings)
@@ -159,7 +105,7 @@ class OnnxBackend:
         return np.asarray(proba, dtype=np.float64)
 
 
-def make_backend(served: ServedModel) -> Backend:
+def make_backend(served: ModelBundle) -> Backend:
     if served.onnx_path is not None:
         return OnnxBackend(served.onnx_path)
     return EagerBackend(served.model)
@@ -237,10 +183,11 @@ class MicroBatcher:
 class ServingModel:
     """Everything a request needs about the current model. Never mutated: reload builds a new one."""
 
-    served: ServedModel
+    served: ModelBundle
     backend: Backend
     batcher: MicroBatcher
     loaded_at: datetime
+    recent: RecentInputs  # the last predicted rows, for drift (written on the event loop thread)
 
     @property
     def model(self) -> DirectionModel:
@@ -260,7 +207,9 @@ class ServingModel:
 
     async def predict(self, x: np.ndarray) -> np.ndarray:
         """(k, 3) probabilities for (k, window, n_features) scaled windows, through the micro-batcher."""
-        return await self.batcher.predict(x)
+        proba = await self.batcher.predict(x)
+        self.recent.add(x[:, -1, :], proba)
+        return proba
 
 
 def _timed(backend: Backend, metrics: ServiceMetrics) -> Callable[[np.ndarray], np.ndarray]:
@@ -276,12 +225,14 @@ def _timed(backend: Backend, metrics: ServiceMetrics) -> Callable[[np.ndarray], 
     return predict
 
 
-def build_serving_model(served: ServedModel, metrics: ServiceMetrics) -> ServingModel:
+def build_serving_model(served: ModelBundle, metrics: ServiceMetrics, recent_size: int = 2000) -> ServingModel:
     """Wrap a loaded model for serving: pick the backend and warm it up with one forward pass."""
     backend = make_backend(served)
-    warm = np.zeros((1, served.model.window, len(served.model.feature_names)), dtype=np.float32)
+    n_features = len(served.model.feature_names)
+    warm = np.zeros((1, served.model.window, n_features), dtype=np.float32)
     backend.predict(warm)  # first call allocates; do it before traffic arrives
-    return ServingModel(served, backend, MicroBatcher(_timed(backend, metrics)), datetime.now(UTC))
+    batcher = MicroBatcher(_timed(backend, metrics))
+    return ServingModel(served, backend, batcher, datetime.now(UTC), RecentInputs(recent_size, n_features))
 
 
 @dataclass

@@ -9,6 +9,10 @@
     trendcast_rate_limit_rejections_total{route}               429s
     trendcast_prediction_cache_total{result}                   hit | miss
     trendcast_model_info{name,version,alias,backend}           1 for the model being served
+    trendcast_feature_psi{feature}                             PSI of recent request inputs vs the training reference
+    trendcast_feature_drifted{feature}                         1 when PSI >= alert and the Holm-corrected KS agrees
+    trendcast_class_mix{predicted_class,source}                predicted-class shares: reference | recent
+    trendcast_class_mix_psi                                    PSI of the recent predicted-class mix vs the reference
 
 Several Gunicorn/uvicorn workers: when PROMETHEUS_MULTIPROC_DIR is set (to an empty directory, before the workers
 start), prometheus-client writes every value to per-process files there and /metrics aggregates all workers'
@@ -19,6 +23,7 @@ mode; a worker that reloaded shows the new version, its siblings the one they st
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -92,6 +97,30 @@ class ServiceMetrics:
         )
         self.cache = Counter("trendcast_prediction_cache", "Ticker prediction cache lookups", ["result"], registry=r)
         self._model_labels: dict[str, str] | None = None
+        self.feature_psi = Gauge(
+            "trendcast_feature_psi",
+            "PSI of recent inputs vs the training reference",
+            ["feature"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.feature_drifted = Gauge(
+            "trendcast_feature_drifted",
+            "1 when the feature drifted (PSI alert and KS)",
+            ["feature"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.class_mix = Gauge(
+            "trendcast_class_mix",
+            "Predicted-class shares",
+            ["predicted_class", "source"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.class_mix_psi = Gauge(
+            "trendcast_class_mix_psi", "PSI of the predicted-class mix", registry=r, multiprocess_mode="livemax"
+        )
         if self.multiprocess:
             self._model_gauge = Gauge(
                 "trendcast_model_info",
@@ -112,6 +141,20 @@ class ServiceMetrics:
                 self._model_gauge.labels(**self._model_labels).set(0)
             self._model_gauge.labels(**labels).set(1)
         self._model_labels = labels
+
+    def set_drift(self, report: dict[str, Any]) -> None:
+        """Gauges from a monitoring.drift report (DriftReport.to_json())."""
+        for feature in report["features"]:
+            if feature["psi"] is not None:
+                self.feature_psi.labels(feature["name"]).set(feature["psi"])
+            self.feature_drifted.labels(feature["name"]).set(1.0 if feature["drifted"] else 0.0)
+        mix = report.get("class_mix") or {}
+        for source in ("reference", "current"):
+            for name, share in (mix.get(source) or {}).items():
+                label = "recent" if source == "current" else source
+                self.class_mix.labels(name, label).set(share)
+        if mix.get("psi") is not None:
+            self.class_mix_psi.set(mix["psi"])
 
     def render(self) -> tuple[bytes, str]:
         """(body, content type) of the exposition: this process, or every worker in multiprocess mode."""

@@ -34,7 +34,8 @@ async def load_model(services: Services) -> tuple[ServingModel | None, ServingMo
     async with services.reload_lock:
         served = await asyncio.to_thread(services.loader, services.settings)
         _limit_torch_threads(services.settings.torch_threads)
-        new = await asyncio.to_thread(build_serving_model, served, services.metrics)
+        size = services.settings.drift_sample_size
+        new = await asyncio.to_thread(build_serving_model, served, services.metrics, size)
         old = services.slot.swap(new)
     services.metrics.set_model(served.name, served.version, served.alias, new.backend.name)
     logger.info(

@@ -104,7 +104,11 @@ def test_batch_mixes_sequences_and_tickers(server: Server) -> None:
     body = post(server, "/api/v1/predict/batch", {"items": items}).json()
     assert body["count"] == 3
     single = post(server, "/api/v1/predict", {"sequence": GOOD_SEQUENCE}).json()
-    assert body["predictions"][0]["probabilities"] == body["predictions"][2]["probabilities"] == single["probabilities"]
+    # The micro-batcher puts each request in whatever batch is forming when it arrives, and float32 sums depend on
+    # the batch they are computed in: the same window in two batches may differ in the last bits (~1e-8), never more.
+    first, third = body["predictions"][0]["probabilities"], body["predictions"][2]["probabilities"]
+    for probabilities in (third, single["probabilities"]):
+        assert probabilities == pytest.approx(first, abs=1e-6)
     assert body["predictions"][1]["window_end"] == "2015-09-01"
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import types
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,11 @@ from trendcast.explain import commands
 from trendcast.explain.shap_values import background_from_training, save_background
 from trendcast.features.windows import build_window_set
 from trendcast.models.base import DirectionModel
+from trendcast.models.bundle import ModelBundle
 from trendcast.models.registry import create_model
 
 FEATURES = ["ret_1", "rsi_14", "volatility_20", "sma_ratio_20", "volume_z_20"]
 WINDOW = 8
-
-
-@dataclass
-class FakeLoaded:
-    model: DirectionModel
-    folder: Path
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +64,8 @@ def test_explain_command_prints_and_plots(
     ws = build_window_set(bars, window=WINDOW, labels=LabelConfig(), features=FEATURES)
     save_background(tmp_path / "model", background_from_training(trained, ws, size=8))
     fake = types.ModuleType("trendcast.tracking")
-    fake.load_champion = lambda settings: FakeLoaded(trained, tmp_path / "model")  # type: ignore[attr-defined]
+    bundle = ModelBundle(trained, tmp_path / "model", "trendcast-direction", "1", "champion")
+    fake.load_champion = lambda settings: bundle  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "trendcast.tracking", fake)
     recorder = Console(record=True, width=200)
     monkeypatch.setattr(commands, "console", recorder)

@@ -16,8 +16,9 @@ from tests.unit.serving.conftest import running
 from tests.unit.serving.support import FEATURES, WINDOW
 from trendcast.config import Settings
 from trendcast.errors import ModelNotReadyError
+from trendcast.models.bundle import ModelBundle
 from trendcast.serving import commands, create_app
-from trendcast.serving.inference import DirectoryModel, ServedModel, load_model_dir
+from trendcast.serving.inference import ServedModel, load_model_dir
 
 SEQUENCE = {"sequence": np.zeros((WINDOW, len(FEATURES))).tolist()}
 
@@ -48,7 +49,7 @@ def test_without_a_model_the_service_is_up_but_not_ready(settings: Settings) -> 
 class ExplodingModel:
     """A loaded model whose predictions fail with an internal error (a bug, not bad input)."""
 
-    def __init__(self, inner: DirectoryModel) -> None:
+    def __init__(self, inner: ModelBundle) -> None:
         self.inner = inner
         self.calls = 0
 

@@ -288,11 +288,9 @@ def _unscale(serving: ServingModel, x: np.ndarray) -> np.ndarray:
 def _explain(
     serving: ServingModel, window: np.ndarray, dates: list[pd.Timestamp] | None, ticker: str | None, top_k: int
 ) -> dict[str, Any]:
-    from trendcast.explain.commands import champion_background
     from trendcast.explain.explanation import explain_window
 
-    background = champion_background(serving.served)
-    explanation = explain_window(serving.model, window, dates, ticker, top_k, background)
+    explanation = explain_window(serving.model, window, dates, ticker, top_k, serving.served.background())
     result: dict[str, Any] = explanation.to_dict()
     return result
 

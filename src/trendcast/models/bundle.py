@@ -1,0 +1,131 @@
+"""The model bundle: the one saved-model folder, and the one loaded-model type that carries it.
+
+A bundle folder holds everything a served, explained and monitored model needs:
+
+    meta.json                  name, features, window, horizon, classes, scaler, trained-through, config
+    weights                    whatever the model saves (model.pt, model.txt, model.npz, ...)
+    model.onnx                 the exported graph, for models served through ONNX Runtime (the Bi-LSTM)
+    explain_background.npy     scaled training windows, the explainer's background (Settings.explain_background)
+    drift_reference.npz        per-feature quantile bins, a sample of training rows, the predicted-class mix
+    metrics.json               optional: numbers to show as the model's scores (TRENDCAST_MODEL_DIR folders)
+
+`write_bundle` writes the folder once, at the end of training; `read_bundle` loads it into a `ModelBundle`, which
+is what tracking (registry versions), serving (the loader) and explanations (the background) all pass around.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from trendcast.features.windows import WindowSet
+from trendcast.models.base import DirectionModel
+
+if TYPE_CHECKING:
+    from trendcast.monitoring.drift import DriftReference
+
+ONNX_FILE = "model.onnx"
+METRICS_FILE = "metrics.json"
+ONNX_MODELS = frozenset({"bilstm"})  # served through ONNX Runtime; the others answer faster in their own library
+DRIFT_SAMPLE = 2000  # training rows kept in the drift reference
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A loaded model with where it came from: its folder, registry name, version, alias, run and scores."""
+
+    model: DirectionModel
+    folder: Path
+    name: str
+    version: str
+    alias: str
+    run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def onnx_path(self) -> Path | None:
+        path = self.folder / ONNX_FILE
+        return path if path.is_file() else None
+
+    def background(self) -> np.ndarray | None:
+        """The explainer background saved with the model (None: explanations use the median window)."""
+        from trendcast.explain.shap_values import load_background
+
+        return load_background(self.folder)
+
+    def drift_reference(self) -> DriftReference | None:
+        from trendcast.monitoring.drift import load_reference
+
+        return load_reference(self.folder)
+
+
+def write_bundle(model: DirectionModel, train: WindowSet, folder: Path, *, background_size: int, seed: int = 0) -> Path:
+    """Save a fitted model with its ONNX export (where served that way), explainer background and drift reference,
+    all drawn from `train`, the data it was fitted on."""
+    model.save(folder)
+    if model.name in ONNX_MODELS:
+        from trendcast.models.onnx_export import export_onnx
+
+        export_onnx(model, folder / ONNX_FILE)  # type: ignore[arg-type]
+    _write_background(model, train, folder, background_size, seed)
+    _write_drift_reference(model, train, folder, seed)
+    return folder
+
+
+def _write_background(model: DirectionModel, train: WindowSet, folder: Path, size: int, seed: int) -> None:
+    try:
+        from trendcast.explain.shap_values import background_from_training, save_background
+    except ImportError:  # explanations not installed in this build
+        return
+    save_background(folder, background_from_training(model, train, size=size, seed=seed))
+
+
+def _write_drift_reference(model: DirectionModel, train: WindowSet, folder: Path, seed: int) -> None:
+    """Scaled last-step feature rows of the training samples (the service sees scaled inputs) and the class mix the
+    model predicts on a seeded sample of them."""
+    from trendcast.monitoring.drift import build_reference, save_reference
+
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(train), size=min(DRIFT_SAMPLE, len(train)), replace=False))
+    rows = model.scale_rows(train.last_step())
+    proba = model.predict_proba(train.take(picked))
+    reference = build_reference(rows, model.feature_names, proba, sample_size=DRIFT_SAMPLE, seed=seed)
+    save_reference(folder, reference)
+
+
+def read_bundle(
+    folder: Path,
+    *,
+    name: str,
+    version: str,
+    alias: str,
+    run_id: str | None = None,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+) -> ModelBundle:
+    """Load the model in `folder` (ModelNotReadyError when there is none). Scores come from `metrics`, else from
+    the folder's metrics.json when it has one."""
+    model = DirectionModel.load(folder)
+    scores = metrics if metrics is not None else _folder_metrics(folder)
+    return ModelBundle(model, folder, name, version, alias, run_id, scores, dict(tags or {}))
+
+
+def _folder_metrics(folder: Path) -> dict[str, float]:
+    path = folder / METRICS_FILE
+    raw = json.loads(path.read_text()) if path.is_file() else {}
+    return {str(k): float(v) for k, v in raw.items()}
+
+
+def folder_version(folder: Path) -> str:
+    """A content hash of the model folder: the same files give the same version, any change a new one."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return "dir-" + digest.hexdigest()[:12]

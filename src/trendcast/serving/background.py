@@ -1,0 +1,125 @@
+"""Background work of a service worker: drift gauges over recent request inputs, and following the champion alias.
+
+`RecentInputs` keeps a bounded ring of the last time step of every window the worker predicted (scaled features, as
+the drift reference holds them) with its probabilities; it is written on the event loop thread, where forward
+passes run. `DriftMonitor` recomputes PSI/KS per feature and the predicted-class mix drift every
+`drift_refresh_seconds` against the served bundle's reference and sets the Prometheus gauges.
+
+`ChampionPoller` (TRENDCAST_MODEL_POLL_SECONDS) asks the registry which version the alias names and reloads when it
+changed: a promotion or a rollback reaches the service without anyone calling /api/v1/admin/reload. The swap is the
+same atomic one as a reload, so no request fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from trendcast.serving.dependencies import Services
+
+logger = logging.getLogger("trendcast.serving")
+
+MIN_DRIFT_ROWS = 200  # fewer recent rows give PSI a small-sample bias of ~(bins - 1) / n: not worth a gauge
+
+
+class RecentInputs:
+    """A ring of the last `size` predicted rows (n_features scaled values) and their (3,) probabilities."""
+
+    def __init__(self, size: int, n_features: int) -> None:
+        self._rows = np.zeros((size, n_features), dtype=np.float32)
+        self._proba = np.zeros((size, 3), dtype=np.float64)
+        self._next, self._count = 0, 0
+
+    def add(self, rows: np.ndarray, proba: np.ndarray) -> None:
+        size = len(self._rows)
+        for start in range(0, len(rows), size):  # a batch larger than the ring keeps its newest rows
+            chunk, chunk_p = rows[start : start + size], proba[start : start + size]
+            index = (self._next + np.arange(len(chunk))) % size
+            self._rows[index], self._proba[index] = chunk, chunk_p
+            self._next = int((self._next + len(chunk)) % size)
+            self._count = min(size, self._count + len(chunk))
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._rows[: self._count].copy(), self._proba[: self._count].copy()
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class _Periodic:
+    """Runs `step` every `interval_s` seconds until stopped; a failing step is logged and retried next time."""
+
+    def __init__(self, name: str, interval_s: float, step: Callable[[], Awaitable[None]]) -> None:
+        self._name, self._interval, self._step = name, interval_s, step
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self._step()
+            except Exception as exc:  # keep the worker serving; say what went wrong
+                logger.warning("%s failed: %s: %s", self._name, type(exc).__name__, exc)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class DriftMonitor(_Periodic):
+    def __init__(self, services: Services) -> None:
+        super().__init__("drift refresh", services.settings.drift_refresh_seconds, self.refresh)
+        self._services = services
+
+    async def refresh(self) -> None:
+        """Recompute the drift gauges from this worker's recent inputs (no-op below MIN_DRIFT_ROWS)."""
+        serving = self._services.slot.current
+        if serving is None or len(serving.recent) < MIN_DRIFT_ROWS:
+            return
+        reference = await asyncio.to_thread(serving.served.drift_reference)
+        if reference is None:
+            return
+        rows, proba = serving.recent.snapshot()
+        settings = self._services.settings
+        from trendcast.monitoring.drift import compare
+
+        report = await asyncio.to_thread(
+            compare,
+            reference,
+            rows,
+            proba,
+            psi_warn=settings.drift_psi_warn,
+            psi_alert=settings.drift_psi_alert,
+            alpha=settings.drift_alpha,
+        )
+        self._services.metrics.set_drift(report.to_json())
+
+
+class ChampionPoller(_Periodic):
+    def __init__(self, services: Services, interval_s: float) -> None:
+        super().__init__("champion poll", interval_s, self.check)
+        self._services = services
+
+    async def check(self) -> None:
+        """Reload when the alias now names another version than the one served (or one appeared)."""
+        from trendcast import tracking
+        from trendcast.serving.model_sync import load_model
+
+        settings = self._services.settings
+        version = await asyncio.to_thread(tracking.alias_version, settings, settings.model_alias)
+        current = self._services.slot.current
+        if version is None or (current is not None and current.served.version == version):
+            return
+        logger.info("alias %r now names version %s; reloading", settings.model_alias, version)
+        await load_model(self._services)
