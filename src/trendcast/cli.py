@@ -183,10 +183,12 @@ def _cli_experiment(
     horizon: int | None,
     threshold: float | None,
     window: int | None,
+    candidates: str | None = None,
 ) -> ExperimentConfig:
     """The experiment YAML (or defaults) with the command-line overrides applied."""
     return _experiment(
         config,
+        candidates=[c.strip().lower() for c in candidates.split(",") if c.strip()] if candidates else None,
         tickers=_split(tickers),
         walk_forward__folds=folds,
         bilstm__epochs=epochs,
@@ -245,11 +247,7 @@ def train(
     from trendcast.pipelines.train import run_training
 
     settings = load_settings()
-    experiment = _cli_experiment(config, tickers, folds, epochs, horizon, threshold, window)
-    if candidates:
-        experiment = ExperimentConfig.model_validate(
-            {**experiment.model_dump(), "candidates": [c.strip().lower() for c in candidates.split(",") if c.strip()]}
-        )
+    experiment = _cli_experiment(config, tickers, folds, epochs, horizon, threshold, window, candidates)
     outcome = run_training(settings, experiment, model, baselines=baselines, register=register, report_path=report)
     print_report(outcome.report)
     _print_registered(outcome)
@@ -285,12 +283,16 @@ def evaluate_cmd(
         console.print(f"report: {report}")
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
 def _pct(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.2%}"
+    return "n/a" if _missing(value) else f"{value:.2%}"
 
 
 def _num(value: Any, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+    return "n/a" if _missing(value) else f"{value:.{digits}f}"
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -316,23 +318,19 @@ def print_report(report: dict[str, Any]) -> None:
         acc, auc, ic = m.accuracy_ci, m.auc_ci, m.ic
         table.add_row(
             f"[bold]{name}[/]" if name == typed.primary_model else name,
-            f"{_pct(_finite(m.accuracy))} [{_pct(_finite(acc[0]))}, {_pct(_finite(acc[1]))}]",
-            _pct(_finite(m.balanced_accuracy)),
-            _num(_finite(m.f1_macro), 3),
-            f"{_num(_finite(m.auc), 3)} [{_num(_finite(auc[0]), 3)}, {_num(_finite(auc[1]), 3)}]",
-            _num(_finite(m.log_loss)),
-            _num(_finite(m.brier)),
-            _num(_finite(ic.get("ic_mean", math.nan))),
-            _num(_finite(ic.get("rank_ic_mean", math.nan))),
-            _num(_finite(ic.get("rank_icir", math.nan)), 3),
+            f"{_pct(m.accuracy)} [{_pct(acc[0])}, {_pct(acc[1])}]",
+            _pct(m.balanced_accuracy),
+            _num(m.f1_macro, 3),
+            f"{_num(m.auc, 3)} [{_num(auc[0], 3)}, {_num(auc[1], 3)}]",
+            _num(m.log_loss),
+            _num(m.brier),
+            _num(ic.get("ic_mean", math.nan)),
+            _num(ic.get("rank_ic_mean", math.nan)),
+            _num(ic.get("rank_icir", math.nan), 3),
         )
     console.print(table)
     if typed.comparison is not None:
         console.print(typed.comparison.verdict, soft_wrap=True)
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 @app.command("run")
@@ -437,6 +435,8 @@ def retrain(
     if as_json:
         _dump({**result.decision, "registered": result.registered, "run_id": result.run_id, "dry_run": dry_run})
         return
+    if source:
+        console.print(f"ingested {result.ingested_rows:,} rows from {source}")
     print_decision(result.decision)
     if result.registered:
         r = result.registered

@@ -231,12 +231,6 @@ def set_alias(settings: Settings, alias: str, version: str) -> None:
     configure(settings).set_registered_model_alias(settings.registered_model_name, alias, version)
 
 
-def delete_alias(settings: Settings, alias: str) -> None:
-    client = configure(settings)
-    if _alias_version(client, settings.registered_model_name, alias) is not None:
-        client.delete_registered_model_alias(settings.registered_model_name, alias)
-
-
 def alias_version(settings: Settings, alias: str = CHAMPION) -> str | None:
     """The version behind `alias`, or None (no such alias, or no registered model yet)."""
     found = _alias_version(configure(settings), settings.registered_model_name, alias)

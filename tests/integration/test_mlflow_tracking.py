@@ -4,11 +4,6 @@ against a real `mlflow server` process on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from tests.conftest import require_service
+from tests.integration.mlflow_support import mlflow_server as mlflow_server_process
 from trendcast.config import BiLSTMConfig, ExperimentConfig, LabelConfig, Settings, WalkForwardConfig
 from trendcast.data.sources import InMemorySource
 from trendcast.data.store import BarStore
@@ -69,51 +64,11 @@ def test_sqlite_store_round_trip_by_alias(tmp_path: Path) -> None:
     _check_round_trip(_settings(tmp_path), "bilstm")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
     store = tmp_path / "server"
-    store.mkdir()
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{store / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(store / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        import httpx
-
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        require_service("mlflow server", lambda: proc.poll() is None and httpx.get(f"{url}/health").is_success)
+    with mlflow_server_process(f"sqlite:///{store / 'mlflow.db'}", store / "artifacts") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_real_mlflow_server_round_trip(tmp_path: Path, mlflow_server: str) -> None:

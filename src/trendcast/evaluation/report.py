@@ -8,7 +8,7 @@ checks instead of string keys into `dict[str, Any]`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 REPORT_VERSION = 2  # 2: `version` field, `decision` (the promotion gates), per-model backtest Sharpe
@@ -141,16 +141,3 @@ class TrainingReport:
             last_date=str(info["last_date"]),
             raw=data,
         )
-
-    def score(self, name: str) -> ModelScore | None:
-        return self.models.get(name)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.raw, "version": self.version, "report_version": self.version}
-
-
-def score_dict(score: ModelScore) -> dict[str, Any]:
-    """A ModelScore as plain JSON (intervals as lists)."""
-    out = asdict(score)
-    out["accuracy_ci"], out["auc_ci"] = list(score.accuracy_ci), list(score.auc_ci)
-    return out

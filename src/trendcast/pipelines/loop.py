@@ -8,7 +8,6 @@ rows of the last N stored days.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,7 +143,3 @@ def drift_alert(report: dict[str, Any]) -> bool:
     """Over the alert threshold: a feature drifted, or the predicted-class mix did."""
     mix = report.get("class_mix") or {}
     return bool(report.get("drifted")) or bool(mix.get("drifted"))
-
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

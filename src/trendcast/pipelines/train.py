@@ -23,7 +23,7 @@ from trendcast.config import ExperimentConfig, Settings
 from trendcast.data.store import BarStore
 from trendcast.errors import DataError, ModelNotReadyError
 from trendcast.evaluation.metrics import compare_to_best_baseline, summarise_predictions
-from trendcast.evaluation.report import REPORT_VERSION, TrainingReport
+from trendcast.evaluation.report import REPORT_VERSION
 from trendcast.evaluation.walk_forward import ModelFactory, WalkForwardResult, run_walk_forward
 from trendcast.features.windows import WindowSet, build_window_set
 from trendcast.models.base import DirectionModel
@@ -49,10 +49,6 @@ class TrainOutcome:
     run_id: str | None
     registered: Registered | None
     decision: Decision
-
-    @property
-    def typed(self) -> TrainingReport:
-        return TrainingReport.from_json(self.report)
 
 
 def load_universe(settings: Settings, config: ExperimentConfig, *, progress: bool = True) -> WindowSet:

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from trendcast.monitoring.drift import DriftReference
     from trendcast.serving.dependencies import Services
+    from trendcast.serving.inference import ServingModel
 
 logger = logging.getLogger("trendcast.serving")
 
@@ -81,13 +83,20 @@ class DriftMonitor(_Periodic):
     def __init__(self, services: Services) -> None:
         super().__init__("drift refresh", services.settings.drift_refresh_seconds, self.refresh)
         self._services = services
+        self._reference: tuple[str, DriftReference | None] | None = None  # (version, its reference), read once
+
+    async def _reference_of(self, serving: ServingModel) -> DriftReference | None:
+        version = serving.served.version
+        if self._reference is None or self._reference[0] != version:
+            self._reference = (version, await asyncio.to_thread(serving.served.drift_reference))
+        return self._reference[1]
 
     async def refresh(self) -> None:
         """Recompute the drift gauges from this worker's recent inputs (no-op below MIN_DRIFT_ROWS)."""
         serving = self._services.slot.current
         if serving is None or len(serving.recent) < MIN_DRIFT_ROWS:
             return
-        reference = await asyncio.to_thread(serving.served.drift_reference)
+        reference = await self._reference_of(serving)
         if reference is None:
             return
         rows, proba = serving.recent.snapshot()
