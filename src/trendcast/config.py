@@ -189,6 +189,7 @@ class Settings(BaseSettings):
     admin_api_keys: list[SecretStr] = []  # required by /api/v1/admin/*
     api_keys_file: Path | None = None  # one key per line (a secret file, e.g. /run/secrets/...)
     admin_api_keys_file: Path | None = None
+    docs_require_key: bool = False  # with API keys configured, /api/docs, /api/redoc and the schema need one too
     cors_origins: list[str] = []
     max_body_bytes: int = Field(1_000_000, ge=1024)
     batch_max_items: int = Field(64, ge=1, le=10_000)

@@ -6,7 +6,8 @@
           /health /ready /metrics            no key, no rate limit
           /api/v1/...                        rate limit, then API key (when keys are configured)
           /api/v1/admin/...                  rate limit, then admin key
-          /api/docs /api/redoc /api/openapi.json
+          /api/docs /api/redoc /api/openapi.json   open, or an API key with docs_require_key
+          /api/docs-assets/...               Swagger UI / ReDoc assets (fastapi-offline), no CDN
 
 `app_from_env()` is the zero-argument factory that uvicorn (`--factory`) and Gunicorn (`gunicorn.conf.py`) call in
 each worker: settings from the environment, the default loader (TRENDCAST_MODEL_DIR, else the registry champion).
@@ -21,13 +22,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_redoc_html
+from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from trendcast.config import Settings, load_settings
 from trendcast.serving.background import ChampionPoller, DriftMonitor
 from trendcast.serving.cache import make_cache
-from trendcast.serving.dependencies import Services, StoreHandle, admin_guard, api_guard
+from trendcast.serving.dependencies import Services, StoreHandle, admin_guard, api_guard, docs_guard
 from trendcast.serving.errors import install_error_handlers
 from trendcast.serving.inference import ModelLoader, ModelSlot, default_loader
 from trendcast.serving.logging import configure_logging
@@ -39,12 +40,16 @@ from trendcast.serving.ratelimit import RateLimiter
 from trendcast.serving.routes import admin, health, model, predictions, tickers
 from trendcast.serving.security import (
     API_KEY_HEADER,
+    DOCS_ASSETS_DIR,
+    DOCS_ASSETS_PATH,
     DOCS_PATH,
     OPENAPI_PATH,
     REDOC_PATH,
     REQUEST_ID_HEADER,
     KeyRing,
     docs_csp,
+    redoc_html,
+    redoc_script,
     swagger_html,
 )
 
@@ -108,11 +113,11 @@ def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextMan
 
 
 def _docs_router(app: FastAPI) -> tuple[APIRouter, dict[str, str]]:
-    """The OpenAPI document, Swagger UI and ReDoc pages (as routes, so metrics see their templates), and the CSP
-    the two pages need."""
+    """The OpenAPI document, Swagger UI and ReDoc pages (as routes, so metrics see their templates; behind
+    `docs_guard`), and the CSP the two pages need. Their assets are mounted by `_mount_docs_assets`."""
     swagger = swagger_html(app.title)
-    redoc = bytes(get_redoc_html(openapi_url=OPENAPI_PATH, title=f"{app.title} - ReDoc").body)
-    router = APIRouter(include_in_schema=False)
+    redoc = redoc_html(app.title)
+    router = APIRouter(include_in_schema=False, dependencies=[Depends(docs_guard)])
 
     @router.get(OPENAPI_PATH)
     async def openapi_document() -> Response:
@@ -128,6 +133,18 @@ def _docs_router(app: FastAPI) -> tuple[APIRouter, dict[str, str]]:
 
     policy = docs_csp(swagger)
     return router, {DOCS_PATH: policy, REDOC_PATH: policy}
+
+
+def _mount_docs_assets(app: FastAPI) -> None:
+    """Swagger UI's and ReDoc's JavaScript and CSS from the fastapi-offline package: no CDN, works offline (ReDoc's
+    script with its one remote image pointed home, see `redoc_script`)."""
+    redoc = redoc_script()
+
+    @app.get(f"{DOCS_ASSETS_PATH}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_asset() -> Response:
+        return Response(redoc, media_type="text/javascript; charset=utf-8")
+
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
 
 
 def _include_routes(app: FastAPI) -> None:
@@ -162,6 +179,7 @@ def create_app(settings: Settings | None = None, model_loader: ModelLoader | Non
     _include_routes(app)
     docs, csp_by_path = _docs_router(app)
     app.include_router(docs)
+    _mount_docs_assets(app)
     install_openapi(app)
     if settings.cors_origins:
         app.add_middleware(

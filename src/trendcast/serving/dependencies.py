@@ -27,7 +27,7 @@ from trendcast.serving.errors import ApiError
 from trendcast.serving.inference import ModelLoader, ModelSlot, ServingModel
 from trendcast.serving.metrics import ServiceMetrics
 from trendcast.serving.ratelimit import RateLimiter
-from trendcast.serving.security import API_KEY_HEADER, KeyRing
+from trendcast.serving.security import API_KEY_HEADER, KeyRing, basic_auth_password
 
 if TYPE_CHECKING:
     from trendcast.serving.model_sync import GenerationWatcher
@@ -150,6 +150,23 @@ async def admin_guard(request: Request, key: ApiKeyDep) -> None:
     if services.api_keys.matches(key):
         raise ApiError(403, "forbidden", "This API key may not use the admin API; send an admin key.")
     raise _unauthorized("missing" if not key else "invalid")
+
+
+async def docs_guard(request: Request, key: ApiKeyDep) -> None:
+    """/api/docs, /api/redoc and /api/openapi.json: open unless Settings.docs_require_key and API keys are configured;
+    then a key as `X-API-Key` or as the password of HTTP Basic auth (a browser prompts for it)."""
+    services = services_of(request)
+    if not (services.settings.docs_require_key and services.api_keys):
+        return
+    presented = key or basic_auth_password(request.headers.get("authorization"))
+    if services.api_keys.matches(presented) or services.admin_keys.matches(presented):
+        return
+    raise ApiError(
+        401,
+        "unauthorized",
+        f"The API docs need an API key: send it in {API_KEY_HEADER} or as the Basic auth password.",
+        headers={"WWW-Authenticate": 'Basic realm="trendcast API docs", charset="UTF-8"'},
+    )
 
 
 def _unauthorized(what: str) -> ApiError:

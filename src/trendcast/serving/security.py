@@ -13,8 +13,13 @@ matched. Keys are never logged.
 Headers on every response: X-Request-ID, X-Content-Type-Options, X-Frame-Options, Referrer-Policy,
 Cross-Origin-Opener-Policy, Permissions-Policy, Cache-Control (API responses are not cacheable by proxies) and a
 Content-Security-Policy: `default-src 'none'` for the JSON API, and for /api/docs and /api/redoc a policy that
-allows exactly what Swagger UI and ReDoc load (their CDN scripts and styles, the inline Swagger bootstrap script by
-its SHA-256 hash, ReDoc's blob: worker). Strict-Transport-Security is added in production.
+allows exactly what Swagger UI and ReDoc load: their scripts and styles from this server (the assets ship in the
+`fastapi-offline` package and are served under /api/docs-assets, so the pages work without the internet), the inline
+Swagger bootstrap script by its SHA-256 hash, ReDoc's blob: worker. Strict-Transport-Security is added in production.
+
+Docs behind a key: with Settings.docs_require_key and API keys configured, /api/docs, /api/redoc and
+/api/openapi.json need a key too, sent as `X-API-Key` or as the password of HTTP Basic auth (any user name), so a
+browser asks for it and Swagger UI's fetch of the schema carries it.
 """
 
 from __future__ import annotations
@@ -25,15 +30,18 @@ import hmac
 import re
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 
-from fastapi.openapi.docs import get_swagger_ui_html
+import fastapi_offline
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 
 API_KEY_HEADER = "X-API-Key"
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 DOCS_PATH, REDOC_PATH, OPENAPI_PATH = "/api/docs", "/api/redoc", "/api/openapi.json"
-CDN = "https://cdn.jsdelivr.net"
+DOCS_ASSETS_PATH = "/api/docs-assets"
+DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"  # swagger-ui-bundle.js, .css, redoc.standalone.js
 
 
 class KeyRing:
@@ -71,37 +79,82 @@ def request_id_from(incoming: bytes | None) -> str:
     return uuid.uuid4().hex
 
 
-def _script_hash(html: str) -> str:
-    """CSP source for the last inline <script> of a page (Swagger UI's bootstrap code)."""
-    start = html.rindex("<script>") + len("<script>")
-    body = html[start : html.index("</script>", start)]
+def _inline_hash(html: str, tag: str) -> str:
+    """CSP source for the last inline <script> or <style> of a page (Swagger UI's bootstrap code, ReDoc's reset)."""
+    start = html.rindex(f"<{tag}>") + len(tag) + 2
+    body = html[start : html.index(f"</{tag}>", start)]
     return "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
 
 
 def swagger_html(title: str) -> bytes:
-    return bytes(get_swagger_ui_html(openapi_url=OPENAPI_PATH, title=f"{title} - Swagger UI").body)
+    return bytes(
+        get_swagger_ui_html(
+            openapi_url=OPENAPI_PATH,
+            title=f"{title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+        ).body
+    )
+
+
+def redoc_html(title: str) -> bytes:
+    return bytes(
+        get_redoc_html(
+            openapi_url=OPENAPI_PATH,
+            title=f"{title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+            with_google_fonts=False,
+        ).body
+    )
+
+
+REDOC_REMOTE_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def redoc_script() -> bytes:
+    """redoc.standalone.js as served: ReDoc's side menu loads its logo from cdn.redoc.ly at run time (there is no
+    option to turn it off), which the docs CSP blocks with a console error and which fails offline; the served copy
+    points that one image at the local favicon. Nothing else in the file changes."""
+    script = (DOCS_ASSETS_DIR / "redoc.standalone.js").read_bytes()
+    return script.replace(REDOC_REMOTE_LOGO, f"{DOCS_ASSETS_PATH}/favicon.png".encode())
 
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 
 def docs_csp(swagger_page: bytes) -> str:
-    """The policy for the documentation pages: what Swagger UI and ReDoc need, nothing more."""
-    inline = _script_hash(swagger_page.decode())
+    """The policy for the documentation pages: this server only, plus the pages' own inline bootstrap by hash.
+
+    Both libraries set styles from script at run time (React style props, styled-components), which CSP counts as
+    inline styles, so style-src keeps 'unsafe-inline'; scripts do not."""
+    script = _inline_hash(swagger_page.decode(), "script")
     return "; ".join(
         [
             "default-src 'none'",
-            f"script-src 'self' {CDN} {inline}",
-            f"style-src 'self' {CDN} https://fonts.googleapis.com 'unsafe-inline'",
-            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
-            "font-src 'self' https://fonts.gstatic.com",
+            f"script-src 'self' {script}",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self'",
             "connect-src 'self'",
-            "worker-src blob:",
+            "worker-src 'self' blob:",
             "frame-ancestors 'none'",
             "base-uri 'none'",
             "form-action 'none'",
         ]
     )
+
+
+def basic_auth_password(authorization: str | None) -> str | None:
+    """The password of an `Authorization: Basic` header (the user name is ignored), else None."""
+    if not authorization or authorization[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
 
 
 def security_headers(production: bool) -> list[tuple[bytes, bytes]]:

@@ -27,7 +27,18 @@ from trendcast.serving.cache import CLOSED_TTL_S, OPEN_TTL_S, MemoryCache, cache
 from trendcast.serving.errors import error_body, status_of
 from trendcast.serving.logging import request_id_var
 from trendcast.serving.ratelimit import RateLimiter, async_redis_uri
-from trendcast.serving.security import KeyRing, docs_csp, request_id_from, security_headers, swagger_html
+from trendcast.serving.security import (
+    DOCS_ASSETS_DIR,
+    REDOC_REMOTE_LOGO,
+    KeyRing,
+    basic_auth_password,
+    docs_csp,
+    redoc_html,
+    redoc_script,
+    request_id_from,
+    security_headers,
+    swagger_html,
+)
 
 
 def test_key_ring_compares_digests() -> None:
@@ -50,7 +61,27 @@ def test_docs_csp_allows_exactly_the_inline_swagger_script() -> None:
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     policy = docs_csp(page.encode())
     assert f"'sha256-{digest}'" in policy and "'unsafe-eval'" not in policy
-    assert "script-src 'self' https://cdn.jsdelivr.net" in policy
+    assert f"script-src 'self' 'sha256-{digest}';" in policy  # nothing but this server and the bootstrap script
+    assert "http" not in policy  # no CDN anywhere
+
+
+def test_docs_pages_load_their_assets_from_this_server() -> None:
+    for page in (swagger_html("trendcast"), redoc_html("trendcast")):
+        assert b"http://" not in page and b"https://" not in page
+        assert b"/api/docs-assets/" in page
+    assert (DOCS_ASSETS_DIR / "swagger-ui-bundle.js").is_file() and (DOCS_ASSETS_DIR / "redoc.standalone.js").is_file()
+    original = (DOCS_ASSETS_DIR / "redoc.standalone.js").read_bytes()
+    served = redoc_script()
+    assert b"cdn.redoc.ly" in original and b"cdn.redoc.ly" not in served  # the one remote image, pointed home
+    assert len(served) - len(original) == len(b"/api/docs-assets/favicon.png") - len(REDOC_REMOTE_LOGO)
+
+
+def test_basic_auth_password() -> None:
+    encoded = base64.b64encode(b"anyone:s3cret:with-colon").decode()
+    assert basic_auth_password(f"Basic {encoded}") == "s3cret:with-colon"
+    assert basic_auth_password(f"basic {encoded}") == "s3cret:with-colon"
+    for bad in (None, "", "Bearer abc", "Basic !!!", "Basic " + base64.b64encode(b"nopassword").decode()):
+        assert basic_auth_password(bad) is None
 
 
 def test_hsts_only_in_production() -> None:
