@@ -18,6 +18,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from trendcast.config import load_settings
+
 _multiproc = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/trendcast-prometheus"))
 
 wsgi_app = "trendcast.serving.app:app_from_env()"
@@ -30,7 +32,10 @@ keepalive = 5
 max_requests = 0  # workers hold a loaded model: do not recycle them needlessly
 accesslog = None  # the service writes its own JSON access line with the request id
 errorlog = "-"
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# X-Forwarded-For/-Proto are believed only from the proxies the operator names (TRENDCAST_TRUSTED_PROXIES, a JSON
+# list of IPs or CIDRs, e.g. the load balancer's subnets); by default nobody, so a client cannot pick its own
+# rate-limit bucket or log address by sending the header.
+forwarded_allow_ips = ",".join(load_settings().trusted_proxies)
 
 
 def on_starting(server: Any) -> None:

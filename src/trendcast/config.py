@@ -169,6 +169,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite:///<data_dir>/trendcast.db
     mlflow_tracking_uri: str | None = None  # default: sqlite:///<data_dir>/mlflow.db
     mlflow_experiment: str = "trendcast"
+    mlflow_artifact_root: str | None = None  # e.g. s3://bucket/mlflow; default: <data_dir>/mlartifacts with SQLite
     registered_model_name: str = "trendcast-direction"
     redis_url: str | None = None  # e.g. redis://127.0.0.1:6379/0; None = in-process limits and cache
     redis_key_prefix: str = "trendcast"  # namespace of every Redis key the service writes (limits, cache)
@@ -192,6 +193,9 @@ class Settings(BaseSettings):
     docs_require_key: bool = False  # with API keys configured, /api/docs, /api/redoc and the schema need one too
     cors_origins: list[str] = []
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_header_bytes: int = Field(16_384, ge=1024)  # all request headers together; more gets 431
+    body_timeout_seconds: float = Field(10.0, gt=0.0)  # a body that stops arriving this long gets 408
+    trusted_proxies: list[str] = []  # IPs/CIDRs whose X-Forwarded-For/-Proto are believed (default: nobody)
     batch_max_items: int = Field(64, ge=1, le=10_000)
     model_alias: str = "champion"
     model_dir: Path | None = None  # serve a saved DirectionModel folder instead of the registry champion

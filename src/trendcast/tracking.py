@@ -99,7 +99,8 @@ class TrendcastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defi
 
 
 def configure(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured store and make sure the experiment exists (artifacts under the data dir)."""
+    """Point MLflow at the configured store and make sure the experiment exists (artifacts in
+    Settings.mlflow_artifact_root, e.g. S3, else under the data dir with SQLite, else where the server says)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no per-file bars at serve start
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
@@ -111,8 +112,8 @@ def configure(settings: Settings) -> MlflowClient:
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri, uri)
     if client.get_experiment_by_name(settings.mlflow_experiment) is None:
-        location = None
-        if uri.startswith("sqlite:"):
+        location = settings.mlflow_artifact_root
+        if location is None and uri.startswith("sqlite:"):
             location = (settings.data_dir / "mlartifacts").resolve().as_uri()
         client.create_experiment(settings.mlflow_experiment, artifact_location=location)
     mlflow.set_experiment(settings.mlflow_experiment)
