@@ -16,6 +16,7 @@ import argparse
 import statistics
 import time
 import warnings
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -63,14 +64,19 @@ def default_model(train: WindowSet, weight_scale: float) -> BiLSTMModel:
 
 
 def time_config(
-    model: BiLSTMModel, data: WindowSet, background: np.ndarray, config: IGConfig, repeats: int
+    model: BiLSTMModel,
+    data: WindowSet,
+    background: np.ndarray,
+    config: IGConfig,
+    repeats: int,
+    method: Literal["auto", "lime"] = "auto",
 ) -> tuple[list[float], list[float], list[float]]:
     seconds, errors, relative = [], [], []
     for i in range(repeats + 1):
         end = int(data.end_rows[i])
         window = data.rows[end - WINDOW + 1 : end + 1]
         start = time.perf_counter()
-        explanation = explain_window(model, window, background=background, config=config)
+        explanation = explain_window(model, window, background=background, config=config, method=method)
         elapsed = time.perf_counter() - start
         if i == 0:
             continue  # warm-up: first call pays for imports and allocator growth
@@ -136,6 +142,7 @@ def main() -> None:
         metavar="NSAMPLES",
         help="also time shap.GradientExplainer with this many samples",
     )
+    parser.add_argument("--lime", action="store_true", help="also time LIME (the second opinion, method 'lime')")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -155,6 +162,8 @@ def main() -> None:
             if (k, steps) != (shipped.n_baselines, shipped.n_steps):
                 config = IGConfig(n_baselines=k, n_steps=steps)
                 report(f"IG K={k} steps={steps}", *time_config(model, test, background, config, args.repeats))
+    if args.lime:
+        report("LIME (shipped budget)", *time_config(model, test, background, shipped, args.repeats, method="lime"))
     if args.gradient_explainer:
         gradient_explainer(model, test, background, args.gradient_explainer, min(args.repeats, 3))
 

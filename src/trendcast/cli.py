@@ -1,6 +1,7 @@
 """`trendcast` command line: data, features, train, evaluate, backtest, report, explain, serve, run.
 
-Every command reads the one `Settings` object; errors from the trendcast tree print as one red line and exit 1.
+Every command reads the one `Settings` object; errors from the trendcast tree print as one red line on stderr and
+exit 1. Bad option values (`--start 2012-02-30`, `--window abc`) are usage errors: Typer says so on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from trendcast.cli_options import date_option
 from trendcast.config import ExperimentConfig, LabelConfig, Settings, load_settings
 from trendcast.errors import TrendcastError
 
 console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)  # errors stay out of --json output
 app = typer.Typer(help="Honest, explained stock direction forecasts.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Ingest, list and show daily bars.", no_args_is_help=True)
 features_app = typer.Typer(help="The feature catalog.", no_args_is_help=True)
@@ -37,7 +41,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TrendcastError as exc:
-            console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(1) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -59,16 +63,22 @@ def data_ingest(
     source: Annotated[str, typer.Option(help="bundled | csv | yahoo")] = "bundled",
     path: Annotated[str | None, typer.Option(help="CSV/Parquet file or folder (csv source)")] = None,
     tickers: Annotated[str | None, typer.Option(help="comma-separated tickers (default: all)")] = None,
-    start: Annotated[str | None, typer.Option(help="first date, YYYY-MM-DD")] = None,
-    end: Annotated[str | None, typer.Option(help="last date, YYYY-MM-DD")] = None,
+    start: Annotated[str | None, date_option("first date")] = None,
+    end: Annotated[str | None, date_option("last date")] = None,
     strict: Annotated[bool, typer.Option(help="treat any row-level problem as an error")] = False,
+    date_format: Annotated[
+        str | None,
+        typer.Option(help="date format of the CSV files, strftime syntax, e.g. %d/%m/%Y (default: inferred per file)"),
+    ] = None,
 ) -> None:
     """Load bars from a source into the store (idempotent upsert, validated first)."""
     from trendcast.data.sources import make_source
     from trendcast.pipelines.ingest import ingest
 
     settings = load_settings()
-    src = make_source(source, path=path, start=start, end=end, timeout_s=settings.yahoo_timeout_s)
+    src = make_source(
+        source, path=path, start=start, end=end, timeout_s=settings.yahoo_timeout_s, date_format=date_format
+    )
     store = _store(settings)
     with console.status(f"ingesting from {source}…"):
         result = ingest(src, store, tickers=_split(tickers), start=start, end=end, strict=strict)
@@ -557,6 +567,15 @@ def schedule_cmd(
         bool, typer.Option("--retrain-on-drift", help="also retrain at once when drift crosses the alert threshold")
     ] = False,
     drift_every: Annotated[float, typer.Option(min=1.0, help="seconds between drift checks")] = 3600.0,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, envvar="TRENDCAST_SCHEDULER_METRICS_PORT", help="serve Prometheus metrics here; 0: off"
+        ),
+    ] = 9102,
+    metrics_addr: Annotated[
+        str, typer.Option(envvar="TRENDCAST_SCHEDULER_METRICS_ADDR", help="address the metrics endpoint listens on")
+    ] = "0.0.0.0",
 ) -> None:
     """Run `retrain` on a cron schedule (APScheduler), under a lock so two schedulers never retrain at once."""
     from trendcast.pipelines.loop import drift_alert, retrain_job, store_drift
@@ -575,7 +594,13 @@ def schedule_cmd(
 
     console.print(f"retraining on [bold]{cron}[/] (UTC){'; and on drift' if retrain_on_drift else ''}; Ctrl+C stops")
     run_schedule(
-        settings, cron, job, drift_check=drift_check if retrain_on_drift else None, drift_interval_s=drift_every
+        settings,
+        cron,
+        job,
+        drift_check=drift_check if retrain_on_drift else None,
+        drift_interval_s=drift_every,
+        metrics_port=metrics_port or None,
+        metrics_addr=metrics_addr,
     )
 
 

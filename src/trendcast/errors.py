@@ -5,6 +5,7 @@
     ├── DataError                   input data cannot be used
     │   ├── SourceError             a source cannot be read (file, network, package data)
     │   ├── SchemaError             a file lacks a column or has unparsable values
+    │   │   └── InvalidTickerError  a ticker the API would refuse (so it is never stored)
     │   ├── ValidationError         row-level problems found with --strict
     │   ├── MissingPricesError      no bars stored for a ticker
     │   └── InsufficientHistoryError   fewer bars than a window needs
@@ -44,6 +45,14 @@ class SchemaError(DataError):
         self.column = column
 
 
+class InvalidTickerError(SchemaError):
+    """A ticker (file name, ticker column or --tickers) that does not match the pattern the API accepts."""
+
+    def __init__(self, message: str, *, ticker: str, path: str | None = None, column: str | None = None) -> None:
+        super().__init__(message, path=path, column=column)
+        self.ticker = ticker
+
+
 class ValidationError(DataError):
     """Row-level problems were found and strict mode turns them into an error."""
 
@@ -65,10 +74,13 @@ class MissingPricesError(DataError):
 class InsufficientHistoryError(DataError):
     """Not enough bars before a date to build a window."""
 
-    def __init__(self, ticker: str, needed: int, available: int, as_of: str) -> None:
-        missing = needed - available
+    def __init__(self, ticker: str, needed: int, available: int, as_of: str, *, missing: int | None = None) -> None:
+        """`missing`: trading days still needed, indicator warm-up included (default: needed - available)."""
+        missing = needed - available if missing is None else missing
+        warm_up = " (the indicators' warm-up included)" if missing > needed - available else ""
         super().__init__(
-            f"{ticker}: {available} usable bars up to {as_of}, {needed} needed; {missing} days of history are missing."
+            f"{ticker}: {available} usable bars up to {as_of}, {needed} needed; "
+            f"{missing} days of history are missing{warm_up}."
         )
         self.ticker = ticker
         self.needed = needed

@@ -10,20 +10,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import require_service
+from tests.integration.dashboard_support import CHROMIUM, CHROMIUM_ARGS
 from trendcast.backtest import run_backtest
 from trendcast.config import BacktestConfig
 from trendcast.data.synthetic import planted_signal_bars
 from trendcast.reporting import write_report
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import Protocol
 import pandas as pd
 from rich.progress import Progress
 
-from trendcast.data.validation import coerce_types, normalise_columns
-from trendcast.errors import SchemaError, SourceError
+from trendcast.data.validation import check_date_format, check_tickers, coerce_types, normalise_columns
+from trendcast.errors import ConfigError, SchemaError, SourceError
 
 
 class PriceSource(Protocol):
@@ -71,13 +72,26 @@ BUNDLED: dict[str, BundledSeries] = {
 }
 
 
-def _typed(frame: pd.DataFrame, *, ticker: str | None, path: str, header_lines: int = 1) -> pd.DataFrame:
+def _typed(
+    frame: pd.DataFrame,
+    *,
+    ticker: str | None,
+    path: str,
+    header_lines: int = 1,
+    date_format: str | None = None,
+    ticker_from_name: bool = False,
+) -> pd.DataFrame:
+    """Every source's bars pass here: columns named, dates and numbers parsed, tickers checked against the API's
+    pattern (so nothing is stored that could never be served)."""
     out = normalise_columns(frame, path=path)
-    if "ticker" not in out.columns:
+    from_column = "ticker" in out.columns
+    if not from_column:
         if ticker is None:
             raise SchemaError(f"{path}: no ticker/Name column and no ticker given.", path=path, column="ticker")
         out["ticker"] = ticker
-    return coerce_types(out, path=path, header_lines=header_lines)
+    out = coerce_types(out, path=path, header_lines=header_lines, date_format=date_format)
+    check_tickers(out["ticker"], path=path, header_lines=header_lines, from_name=ticker_from_name and not from_column)
+    return out
 
 
 class BundledSource:
@@ -119,9 +133,10 @@ class CsvSource:
     name = "csv"
     suffixes = (".csv", ".csv.gz", ".parquet", ".pq", ".txt")
 
-    def __init__(self, path: str | Path, *, progress: bool = True) -> None:
+    def __init__(self, path: str | Path, *, progress: bool = True, date_format: str | None = None) -> None:
         self.path = Path(path)
         self.progress = progress
+        self.date_format = None if date_format is None else check_date_format(date_format)  # None: inferred per file
 
     def files(self) -> list[Path]:
         if self.path.is_file():
@@ -139,7 +154,7 @@ class CsvSource:
         with Progress(disable=not self.progress or len(files) < 2, transient=True) as bar:
             task = bar.add_task(f"reading {len(files)} files", total=len(files))
             with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-                for frame in pool.map(read_price_file, files):
+                for frame in pool.map(functools.partial(read_price_file, date_format=self.date_format), files):
                     frames.append(frame)
                     bar.advance(task)
         out = pd.concat(frames, ignore_index=True)
@@ -161,18 +176,23 @@ def ticker_from_filename(path: Path) -> str:
     return stem.upper()
 
 
-def read_price_file(path: Path) -> pd.DataFrame:
+def read_price_file(path: Path, *, date_format: str | None = None) -> pd.DataFrame:
     """Read one file into typed bars; structural problems raise SchemaError naming the file."""
     try:
         if path.name.lower().endswith((".parquet", ".pq")):
             raw = pd.read_parquet(path)
         else:
             raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+            header = pd.read_csv(path, dtype=str, keep_default_na=False, header=None, nrows=1).iloc[0].tolist()
+            if len(header) == raw.shape[1]:
+                raw.columns = header  # pandas renames a repeated `Close` to `Close.1`; keep it visible as a duplicate
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: cannot read the file ({exc}).") from exc
     if raw.empty:
         raise SchemaError(f"{path}: the file holds no rows.", path=str(path))
-    return _typed(raw, ticker=ticker_from_filename(path), path=str(path))
+    return _typed(
+        raw, ticker=ticker_from_filename(path), path=str(path), date_format=date_format, ticker_from_name=True
+    )
 
 
 class YahooSource:
@@ -203,10 +223,34 @@ class YahooSource:
 
 
 def _check_reachable(timeout_s: float, host: str = "query1.finance.yahoo.com") -> None:
-    import socket
+    """Resolve and connect to Yahoo within `timeout_s` in all, or raise the offline message.
 
+    Name resolution (getaddrinfo) blocks and ignores socket timeouts, so it runs in a daemon thread that we stop
+    waiting for at the deadline (a resolver that never answers would otherwise hold the command for its own
+    retries, about 10 s or more, and a daemon thread does not keep the process alive at exit)."""
+    import socket
+    import threading
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    answer: list[tuple[str, int] | OSError] = []
+
+    def resolve() -> None:
+        try:
+            sockaddr = socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)[0][4]
+            answer.append((str(sockaddr[0]), int(sockaddr[1])))
+        except OSError as exc:
+            answer.append(exc)
+
+    worker = threading.Thread(target=resolve, name="trendcast-yahoo-dns", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
     try:
-        socket.create_connection((host, 443), timeout=min(timeout_s, 10.0)).close()
+        if not answer:
+            raise TimeoutError(f"no DNS answer within {timeout_s:g} s")
+        if isinstance(answer[0], OSError):
+            raise answer[0]
+        socket.create_connection(answer[0], timeout=max(deadline - time.monotonic(), 0.001)).close()
     except OSError as exc:
         raise SourceError(
             f"cannot reach Yahoo Finance ({host}:443: {exc}). The yahoo source needs the internet; "
@@ -239,14 +283,22 @@ def restrict_dates(frame: pd.DataFrame, start: str | None, end: str | None) -> p
 
 
 def make_source(
-    kind: str, *, path: str | None = None, start: str | None = None, end: str | None = None, timeout_s: float = 10.0
+    kind: str,
+    *,
+    path: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    timeout_s: float = 10.0,
+    date_format: str | None = None,
 ) -> PriceSource:
+    if date_format is not None and kind != "csv":
+        raise ConfigError(f"--date-format applies to --source csv only (text dates); {kind!r} has typed dates.")
     if kind == "bundled":
         return BundledSource()
     if kind == "csv":
         if not path:
             raise SourceError("--source csv needs --path FILE_OR_FOLDER.")
-        return CsvSource(path)
+        return CsvSource(path, date_format=date_format)
     if kind == "yahoo":
         return YahooSource(start, end, timeout_s)
     raise SourceError(f"unknown source {kind!r}; use bundled, csv or yahoo.")

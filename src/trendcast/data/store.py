@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trendcast.errors import MissingPricesError, SourceError
+from trendcast.errors import ConfigError, MissingPricesError, SourceError
 
 metadata = sa.MetaData()
 bars_table = sa.Table(
@@ -33,6 +33,11 @@ bars_table = sa.Table(
     sa.Column("adj_close", sa.Double, nullable=True),
 )
 _VALUE_COLUMNS = ("open", "high", "low", "close", "volume", "adj_close")
+SUPPORTED_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
+_SUPPORTED_HINT = (
+    "trendcast stores bars in SQLite or PostgreSQL: set TRENDCAST_DATABASE_URL to sqlite:///PATH/trendcast.db or "
+    "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (schemes: " + ", ".join(SUPPORTED_SCHEMES) + ")"
+)
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,14 @@ class BarStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        check_database_url(url)
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.engine: Engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        except ImportError as exc:  # a supported scheme whose driver is not installed (postgresql+psycopg2)
+            raise ConfigError(f"cannot open the bar store at {_safe(url)}: {exc}. {_SUPPORTED_HINT}.") from exc
+        try:
             metadata.create_all(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             raise SourceError(f"cannot open the bar store at {_safe(url)}: {exc.__class__.__name__}: {exc}") from exc
@@ -117,6 +126,16 @@ class BarStore:
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(bars_table)).scalar_one())
+
+
+def check_database_url(url: str) -> None:
+    """Refuse, before any driver loads, a URL that is not SQLite or PostgreSQL (ConfigError with the fix)."""
+    try:
+        scheme = sa.engine.make_url(url).drivername
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"the database URL is not a URL ({exc}). {_SUPPORTED_HINT}.") from exc
+    if scheme not in SUPPORTED_SCHEMES:
+        raise ConfigError(f"unsupported database {_safe(url)!r}. {_SUPPORTED_HINT}.")
 
 
 def _upsert_statement(dialect: str) -> Any:

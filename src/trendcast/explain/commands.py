@@ -9,7 +9,7 @@ attention strip as one PNG. The lead registers `explain` on the Typer app; it is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trendcast.cli_options import date_option
 from trendcast.errors import DataError, InsufficientHistoryError
-from trendcast.features.feature_set import compute_features
+from trendcast.features.feature_set import compute_features, days_still_needed, warmup_bars
 from trendcast.features.indicators import resolve
 from trendcast.models.base import DirectionModel
 
@@ -37,12 +38,15 @@ def window_from_bars(
         own = own[own["date"] <= pd.Timestamp(date)]
     if own.empty:
         raise DataError(f"no bars for {ticker} on or before {date or 'today'}; ingest with `trendcast data ingest`")
-    features = compute_features(own, resolve(list(model.feature_names)))
-    finite = np.isfinite(features.to_numpy()).all(axis=1)
+    indicators = resolve(list(model.feature_names))
+    features = compute_features(own, indicators)
+    values = features.to_numpy()
+    finite = np.isfinite(values).all(axis=1)
     usable = int(np.argmin(finite[::-1])) if not finite.all() else len(finite)  # trailing run of complete rows
     as_of = str(features.index[-1].date())
     if usable < model.window:
-        raise InsufficientHistoryError(ticker, needed=model.window, available=usable, as_of=as_of)
+        missing = days_still_needed(values, model.window, warmup_bars(indicators))  # the warm-up counts too
+        raise InsufficientHistoryError(ticker, needed=model.window, available=usable, as_of=as_of, missing=missing)
     tail = features.iloc[-model.window :]
     return tail.to_numpy(dtype=np.float32), list(tail.index)  # float32, like WindowSet rows
 
@@ -76,9 +80,10 @@ def render(explanation: Explanation, out: Console) -> None:
 
 def explain(
     ticker: Annotated[str, typer.Argument(help="ticker to explain, e.g. AAPL")],
-    date: Annotated[str | None, typer.Option(help="signal date YYYY-MM-DD (default: the latest stored bar)")] = None,
+    date: Annotated[str | None, date_option("signal date (default: the latest stored bar)")] = None,
     top: Annotated[int, typer.Option(min=1, help="features in the table")] = 5,
     plot: Annotated[Path | None, typer.Option(help="write the waterfall + attention PNG to this file")] = None,
+    method: Annotated[Literal["auto", "lime"], typer.Option(help="auto (IG, TreeSHAP, linear) or lime")] = "auto",
 ) -> None:
     """Explain the champion model's prediction for TICKER on DATE."""
     from trendcast.config import load_settings
@@ -93,7 +98,7 @@ def explain(
     window, dates = window_from_bars(loaded.model, bars, symbol, date)
     from trendcast.explain.explanation import explain_window
 
-    explanation = explain_window(loaded.model, window, dates, symbol, top, loaded.background())
+    explanation = explain_window(loaded.model, window, dates, symbol, top, loaded.background(), method=method)
     render(explanation, console)
     if plot is not None:
         from trendcast.explain.plots import plot_explanation

@@ -9,8 +9,12 @@ attention for the Bi-LSTM, from the same forward pass), attributes the predicted
   signal date, as the sentence shows it;
 - every feature's contribution, the base value and output they add up to, and the measured additivity error;
 - attention per date and the share of the last few days (sequence models only);
-- the sentence, e.g. "Up (0.62): RSI(14) at 71 and 20-day return at +6.0% pushed towards Up; the last 5 days carried
-  48% of the attention." Every number in it is a rounded field of the object (a unit test parses them back).
+- the sentence, e.g. "Up (0.62): RSI(14) at 71 (+0.21) and 20-day return at +6.0% (+0.08) pushed towards Up;
+  ADX(14) at 31 (-0.05) pushed against it; 40 smaller factors net +0.03 towards Up; the last 5 days carried 48% of
+  the attention." It names the strongest factors on each side and the net of the rest, so the contributions it shows
+  add up to the total; every number in it is a rounded field of the object (a unit test parses them back).
+
+`method="lime"` explains with LIME (`lime_values`) instead of the model's own method, into the same object.
 
 Raw values are shown in their natural unit: log returns as the simple % change they equal (exp(r) - 1), ratios to a
 price as %, oscillators as their level. `to_dict()` is the JSON form the API returns.
@@ -21,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,11 +33,16 @@ import pandas as pd
 from trendcast.errors import DataError, ModelError
 from trendcast.explain.attention_weights import AttentionStep, attention_steps, predict_with_attention, recent_share
 from trendcast.explain.shap_values import AttributionBatch, IGConfig, attribute
+
+if TYPE_CHECKING:
+    from trendcast.explain.lime_values import LimeConfig
 from trendcast.features.indicators import BY_NAME
 from trendcast.features.windows import WindowSet
 from trendcast.models.base import DirectionModel
 
-SENTENCE_FEATURES = 3  # features named in the sentence (the table shows top_k)
+SENTENCE_SIDE = 2  # strongest factors named on each side (towards and against the class); the rest as one net
+METHODS = ("auto", "lime")  # auto: the model's own method (IG, TreeSHAP, linear, ...); lime: LIME for any model
+Method = Literal["auto", "lime"]
 RECENT_DAYS = 5  # "the last 5 days carried x% of the attention"
 
 # How a raw indicator value is shown: (transform, decimals, signed, unit). Anything unlisted: 2 decimals, no unit.
@@ -146,6 +155,13 @@ def display_value(feature: str, value: float) -> tuple[float, str]:
     """(the number shown, its text) for a raw indicator value: e.g. ret_20 = 0.0583 -> (6.0, "+6.0%")."""
     if not math.isfinite(value):
         return value, "n/a"
+    try:
+        return _display(feature, value)
+    except OverflowError:  # e.g. a log return of 1e6 (a window /predict accepts): no percentage to show
+        return value, f"{value:.3g}"
+
+
+def _display(feature: str, value: float) -> tuple[float, str]:
     if feature in _LEVELS:
         return _shown(value, 0, signed=False, unit="")
     if feature in _LOG_RETURNS:
@@ -175,6 +191,18 @@ def _join(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def contribution_decimals(values: Sequence[float]) -> int:
+    """Decimals that show the largest of `values` with two significant digits (2 to 6)."""
+    largest = max((abs(v) for v in values), default=0.0)
+    if largest == 0:
+        return 2
+    return min(6, max(2, 1 - math.floor(math.log10(largest))))
+
+
+def _factor(f: FeatureContribution, decimals: int) -> str:
+    return f"{f.label} at {f.value_text} ({f.contribution:+.{decimals}f})"
+
+
 def build_sentence(
     label: str,
     probability: float,
@@ -182,17 +210,31 @@ def build_sentence(
     recent_days: int | None,
     recent: float | None,
 ) -> str:
-    """ "Up (0.62): A at x and B at y pushed towards Up; C at z pushed against it; the last 5 days carried 48% of the
-    attention." Built only from the arguments; features are named in the order given (largest |contribution| first)."""
-    named = [f for f in features[:SENTENCE_FEATURES] if f.contribution != 0]
-    towards = [f"{f.label} at {f.value_text}" for f in named if f.contribution > 0]
-    against = [f"{f.label} at {f.value_text}" for f in named if f.contribution < 0]
+    """ "Up (0.62): A at x (+0.21) and B at y (+0.08) pushed towards Up; C at z (-0.05) pushed against it; 40 smaller
+    factors net +0.03 towards Up; the last 5 days carried 48% of the attention." Built only from the arguments.
+
+    `features` are every feature's contribution (any order). Contributions are shown with the decimals that give the
+    strongest one two significant digits. Named: the up to SENTENCE_SIDE strongest by |contribution| on each side,
+    largest first, each with its contribution (never one that rounds to zero); the other non-zero ones as one net
+    sum, shown when it does not round to zero. So what is named plus the rest's net equals the total contribution to
+    display precision."""
+    ranked = sorted((f for f in features if f.contribution != 0), key=lambda f: -abs(f.contribution))
+    decimals = contribution_decimals([f.contribution for f in ranked[:1]])
+    shown = [f for f in ranked if round(f.contribution, decimals) != 0]  # sub-precision ones only join the rest
+    towards = [f for f in shown if f.contribution > 0][:SENTENCE_SIDE]
+    against = [f for f in shown if f.contribution < 0][:SENTENCE_SIDE]
+    named = {f.feature for f in (*towards, *against)}
+    rest = [f.contribution for f in ranked if f.feature not in named]
+    net = math.fsum(rest)
     clauses = []
     if towards:
-        clauses.append(f"{_join(towards)} pushed towards {label}")
+        clauses.append(f"{_join([_factor(f, decimals) for f in towards])} pushed towards {label}")
     if against:
-        clauses.append(f"{_join(against)} pushed against it")
-    if not named:
+        clauses.append(f"{_join([_factor(f, decimals) for f in against])} pushed against it")
+    if rest and round(net, decimals) != 0:
+        side = f"towards {label}" if net > 0 else "against it"
+        clauses.append(f"{len(rest)} smaller factor{'s' if len(rest) > 1 else ''} net {net:+.{decimals}f} {side}")
+    if not clauses:
         clauses.append("no feature moved it away from the base rate")
     if recent_days is not None and recent is not None:
         clauses.append(f"the last {recent_days} days carried {round(100 * recent)}% of the attention")
@@ -250,7 +292,8 @@ def assemble(
     target = int(batch.targets[0])
     label = model.class_names[target]
     names = model.feature_names
-    top = top_features(names, batch.features[0], np.asarray(window_unscaled, dtype=np.float64)[-1], top_k)
+    every = top_features(names, batch.features[0], np.asarray(window_unscaled, dtype=np.float64)[-1], len(names))
+    top = every[:top_k]
     days = min(RECENT_DAYS, model.window) if attention is not None else None
     recent = recent_share(attention, days) if attention is not None and days is not None else None
     return Explanation(
@@ -271,7 +314,7 @@ def assemble(
         attention=None if attention is None else attention_steps(attention, dates),
         attention_recent_days=days,
         attention_recent_share=recent,
-        sentence=build_sentence(label, float(proba[target]), top, days, recent),
+        sentence=build_sentence(label, float(proba[target]), every, days, recent),
         feature_names=names,
         step_contributions=None if batch.steps is None else batch.steps[0],
     )
@@ -286,24 +329,35 @@ def explain_window(
     background: np.ndarray | None = None,
     *,
     config: IGConfig | None = None,
+    method: Method = "auto",
+    lime: LimeConfig | None = None,
 ) -> Explanation:
     """Explain the model's prediction for one raw (unscaled) window (window, n_features), oldest day first.
 
     `dates` (one per step) label the attention; `background` is the model's cached scaled background
-    (`load_background`), `config` the Integrated Gradients settings for the Bi-LSTM.
+    (`load_background`), `config` the Integrated Gradients settings for the Bi-LSTM. `method="lime"` attributes
+    with LIME (`lime_values.lime_attribute`, budget `lime`; it needs the background) instead of the model's own
+    method.
 
     Examples:
         explanation = explain_window(model, window, dates, "AAPL", background=load_background(model_dir))
-        explanation.sentence  # "Up (0.62): RSI(14) at 71 pushed towards Up; ..."
+        explanation.sentence  # "Up (0.62): RSI(14) at 71 (+0.21) pushed towards Up; ..."
     """
     if top_k < 1:
         raise ModelError(f"top_k must be at least 1, got {top_k}")
+    if method not in METHODS:
+        raise ModelError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if dates is not None and len(dates) != model.window:
         raise DataError(f"{len(dates)} dates for a window of {model.window} days; pass one date per row")
     x = scale_window(model, window_unscaled)
     proba, attention = predict_with_attention(model, x)
     target = np.array([int(proba[0].argmax())])
-    batch = attribute(model, x, targets=target, background=background, config=config)
+    if method == "lime":
+        from trendcast.explain.lime_values import lime_attribute
+
+        batch = lime_attribute(model, x, int(target[0]), background, lime)
+    else:
+        batch = attribute(model, x, targets=target, background=background, config=config)
     return assemble(
         model,
         window_unscaled,
@@ -331,9 +385,13 @@ def explain_sample(
     top_k: int = 5,
     background: np.ndarray | None = None,
     config: IGConfig | None = None,
+    method: Method = "auto",
+    lime: LimeConfig | None = None,
 ) -> Explanation:
     """`explain_window` for sample `i` of an unscaled WindowSet (ticker and dates taken from it)."""
     if data.feature_names != model.feature_names or data.window != model.window:
         raise ModelError(f"{model.name}: the samples have other features or window than the model was trained on")
     window, dates = window_of(data, i)
-    return explain_window(model, window, dates, str(data.tickers[i]), top_k, background, config=config)
+    return explain_window(
+        model, window, dates, str(data.tickers[i]), top_k, background, config=config, method=method, lime=lime
+    )

@@ -6,6 +6,7 @@ so splits and dividends do not look like crashes. Volume is left as reported.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,37 @@ def compute_features(
     matrix[~np.isfinite(matrix)] = np.nan
     index = pd.DatetimeIndex(bars["date"].to_numpy(), name="date")
     return pd.DataFrame(matrix, index=index, columns=[ind.name for ind in chosen])
+
+
+def warmup_bars(indicators: list[Indicator]) -> int:
+    """Bars before every one of `indicators` has a value: a ticker's first `warmup_bars` feature rows are NaN.
+
+    Measured by running the indicators on a seeded random walk (TA-Lib's warm-up conventions differ by a bar from
+    the declared `lookback` for some), and cached per set of names."""
+    return _measured_warmup(tuple(ind.name for ind in indicators))
+
+
+@functools.lru_cache(maxsize=32)
+def _measured_warmup(names: tuple[str, ...]) -> int:
+    indicators = resolve(list(names))
+    n = 2 * max(ind.lookback for ind in indicators) + 50
+    rng = np.random.default_rng(0)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    wick = 1.0 + np.abs(rng.normal(0.0, 0.005, (2, n)))
+    ohlcv = {"open": close, "high": close * wick[0], "low": close / wick[1], "close": close}
+    ohlcv["volume"] = rng.uniform(1e5, 2e5, n)
+    finite = np.isfinite(np.column_stack([ind.fn(ohlcv) for ind in indicators])).all(axis=1)
+    return int(np.argmax(finite))
+
+
+def days_still_needed(values: np.ndarray, window: int, warmup: int) -> int:
+    """Trading days to add after the last row of `values` (one ticker's features, oldest first) before its last
+    `window` rows are all finite: the warm-up of the first `warmup` bars counts, and so does a gap (a NaN row past
+    the warm-up) that the window must clear."""
+    finite = np.isfinite(values).all(axis=1) if len(values) else np.ones(0, dtype=bool)
+    broken = np.flatnonzero(~finite)
+    first_usable = max(warmup, int(broken[-1]) + 1 if len(broken) else 0)
+    return max(0, first_usable + window - len(values))
 
 
 @dataclass(frozen=True)

@@ -8,21 +8,30 @@ A bundle folder holds everything a served, explained and monitored model needs:
     explain_background.npy     scaled training windows, the explainer's background (Settings.explain_background)
     drift_reference.npz        per-feature quantile bins, a sample of training rows, the predicted-class mix
     metrics.json               optional: numbers to show as the model's scores (TRENDCAST_MODEL_DIR folders)
+    evaluation/predictions.parquet   optional: the walk-forward out-of-sample predictions of this model's kind
+                               (the frame of trendcast.backtest.predictions), what the dashboard's history and
+                               backtest show
+    evaluation/report.json     optional: the training report (docs/report.md) with the promotion decision
 
 `write_bundle` writes the folder once, at the end of training; `read_bundle` loads it into a `ModelBundle`, which
 is what tracking (registry versions), serving (the loader) and explanations (the background) all pass around.
+Bundles written before the evaluation files existed, and hand-made folders, load the same way: their
+`evaluation_predictions()` and `evaluation_report()` are None.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
+from trendcast.errors import ModelError
 from trendcast.features.windows import WindowSet
 from trendcast.models.base import DirectionModel
 
@@ -31,6 +40,8 @@ if TYPE_CHECKING:
 
 ONNX_FILE = "model.onnx"
 METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "evaluation/predictions.parquet"
+REPORT_FILE = "evaluation/report.json"
 ONNX_MODELS = frozenset({"bilstm"})  # served through ONNX Runtime; the others answer faster in their own library
 DRIFT_SAMPLE = 2000  # training rows kept in the drift reference
 
@@ -64,10 +75,36 @@ class ModelBundle:
 
         return load_reference(self.folder)
 
+    def evaluation_predictions(self) -> pd.DataFrame | None:
+        """The walk-forward out-of-sample predictions saved with the model (validated), or None without them."""
+        from trendcast.backtest.predictions import load_predictions
 
-def write_bundle(model: DirectionModel, train: WindowSet, folder: Path, *, background_size: int, seed: int = 0) -> Path:
+        path = self.folder / PREDICTIONS_FILE
+        return load_predictions(path) if path.is_file() else None
+
+    def evaluation_report(self) -> dict[str, Any] | None:
+        """The training report saved with the model, or None without one."""
+        path = self.folder / REPORT_FILE
+        if not path.is_file():
+            return None
+        report: dict[str, Any] = json.loads(path.read_text())
+        return report
+
+
+def write_bundle(
+    model: DirectionModel,
+    train: WindowSet,
+    folder: Path,
+    *,
+    background_size: int,
+    seed: int = 0,
+    predictions: pd.DataFrame | None = None,
+    report: Mapping[str, Any] | None = None,
+) -> Path:
     """Save a fitted model with its ONNX export (where served that way), explainer background and drift reference,
-    all drawn from `train`, the data it was fitted on."""
+    all drawn from `train`, the data it was fitted on; and, when given, the walk-forward out-of-sample
+    `predictions` of the model's kind and the training `report` (see `write_evaluation`)."""
+    write_evaluation(folder, model.name, predictions, report)  # first: it refuses another kind's predictions
     model.save(folder)
     if model.name in ONNX_MODELS:
         from trendcast.models.onnx_export import export_onnx
@@ -76,6 +113,35 @@ def write_bundle(model: DirectionModel, train: WindowSet, folder: Path, *, backg
     _write_background(model, train, folder, background_size, seed)
     _write_drift_reference(model, train, folder, seed)
     return folder
+
+
+def write_evaluation(
+    folder: Path, kind: str, predictions: pd.DataFrame | None, report: Mapping[str, Any] | None
+) -> None:
+    """evaluation/predictions.parquet and evaluation/report.json. The predictions must be those of the model kind
+    `kind` only (a `model` column naming another kind is refused: the dashboard would show another model's record)."""
+    if predictions is not None:
+        if "model" in predictions and not (predictions["model"].astype(str) == kind).all():
+            others = sorted(set(predictions["model"].astype(str)) - {kind})
+            raise ModelError(
+                f"the bundle of a {kind} model can only carry {kind} predictions, got rows of {', '.join(others)}; "
+                f"pass walk_forward.predictions[{kind!r}]"
+            )
+        path = folder / PREDICTIONS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        predictions.to_parquet(path, index=False)
+    if report is not None:
+        path = folder / REPORT_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dict(report), indent=2, allow_nan=False, default=_json_scalar))
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _write_background(model: DirectionModel, train: WindowSet, folder: Path, size: int, seed: int) -> None:

@@ -15,7 +15,12 @@ advisory lock and the claims are rows of `trendcast_schedule_runs`, so scheduler
 it is a file lock at `<data_dir>/retrain.lock` with the claimed slots in `retrain.lock.json` beside it, which only
 protects schedulers sharing that directory.
 
-A failed retrain is logged and reported as an outcome; the scheduler keeps running. The README shows the equivalents
+A failed retrain is logged and reported as an outcome; the scheduler keeps running. With `metrics_port`
+(`trendcast schedule --metrics-port`, default 9102) the scheduler serves Prometheus metrics over HTTP with
+prometheus-client's `start_http_server`: every fire's outcome (promoted, refused, failed, skipped), retrain
+durations and the time of the last retrain that decided, read from the APScheduler job events (`retrain_outcome`);
+at start that time is the newest registered version's creation, so the alert on stale models works before the
+first run. The README shows the equivalents
 (cron, Kubernetes CronJob, CI schedule) for people who do not want a long-running scheduler.
 """
 
@@ -35,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -47,6 +53,8 @@ from trendcast.errors import ConfigError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
+
+    from trendcast.serving.metrics import SchedulerMetrics
 
 logger = logging.getLogger("trendcast.schedule")
 
@@ -387,16 +395,21 @@ def build_scheduler(
     drift_check: Callable[[], bool] | None = None,
     drift_interval_s: float = 3600.0,
     scheduler: BaseScheduler | None = None,
+    metrics: SchedulerMetrics | None = None,
 ) -> BaseScheduler:
     """Add the guarded retrain (and the optional drift check) to a scheduler, not started.
 
     `drift_check()` returns True when drift is over the alert threshold; the retrain then runs at once under the
-    same lock, with slot `drift-<minute>`. Default scheduler: `BlockingScheduler(timezone="UTC")`.
+    same lock, with slot `drift-<minute>`. Default scheduler: `BlockingScheduler(timezone="UTC")`. With `metrics`,
+    each retrain is timed and each fire's outcome counted (a drift check that did not retrain counts nothing).
     """
     if drift_interval_s <= 0:
         raise ConfigError(f"drift_interval_s must be positive, got {drift_interval_s}; e.g. 3600 for hourly checks.")
     lock = lock if lock is not None else retrain_lock(settings)
     scheduler = scheduler if scheduler is not None else BlockingScheduler(timezone="UTC")
+    if metrics is not None:
+        job = metrics.duration.time()(job)
+        scheduler.add_listener(functools.partial(_count_outcome, metrics), EVENT_JOB_EXECUTED)
     once = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_S}
     retrain = functools.partial(_scheduled_retrain, lock, trigger, job)
     scheduler.add_job(retrain, trigger, id="trendcast-retrain", name="trendcast retrain", **once)
@@ -414,10 +427,17 @@ def run_schedule(
     *,
     drift_check: Callable[[], bool] | None = None,
     drift_interval_s: float = 3600.0,
+    metrics_port: int | None = None,
+    metrics_addr: str = "0.0.0.0",
 ) -> None:
-    """Run the retrain on `cron` (UTC) until interrupted; Ctrl-C or SIGTERM-as-SystemExit stops it cleanly."""
+    """Run the retrain on `cron` (UTC) until interrupted; Ctrl-C or SIGTERM-as-SystemExit stops it cleanly.
+
+    `metrics_port`: serve the scheduler's Prometheus metrics on `metrics_addr:metrics_port` (None or 0: do not)."""
     trigger = parse_cron(cron)
-    scheduler = build_scheduler(settings, trigger, job, drift_check=drift_check, drift_interval_s=drift_interval_s)
+    metrics = serve_metrics(settings, metrics_port, metrics_addr) if metrics_port else None
+    scheduler = build_scheduler(
+        settings, trigger, job, drift_check=drift_check, drift_interval_s=drift_interval_s, metrics=metrics
+    )
     next_fire = trigger.get_next_fire_time(None, datetime.now(UTC))
     logger.info(
         "retrain scheduled on %r (UTC); next at %s",
@@ -432,3 +452,46 @@ def run_schedule(
     finally:
         if scheduler.running:
             scheduler.shutdown(wait=False)  # a retrain already running finishes and releases its lock
+
+
+# -- metrics ------------------------------------------------------------------------------------------------------------
+def retrain_outcome(outcome: RunOutcome) -> str:
+    """The `outcome` label of one fire: promoted, refused (the gates kept the champion), failed or skipped."""
+    if outcome.reason.startswith("failed"):
+        return "failed"
+    if not outcome.ran:
+        return "skipped"
+    decision = getattr(outcome.result, "decision", None) or {}
+    return "promoted" if decision.get("promoted") else "refused"
+
+
+def _count_outcome(metrics: SchedulerMetrics, event: JobExecutionEvent) -> None:
+    if isinstance(event.retval, RunOutcome):  # None: a drift check that found no drift
+        metrics.record(retrain_outcome(event.retval))
+
+
+def last_registered_time(settings: Settings) -> float | None:
+    """Creation time (s since the epoch) of the newest registered version, None before the first registration."""
+    from trendcast import tracking
+
+    created = [record.created for record in tracking.list_versions(settings)]
+    return max(created) / 1000 if created else None
+
+
+def serve_metrics(settings: Settings, port: int, addr: str = "0.0.0.0") -> SchedulerMetrics:
+    """Start the metrics endpoint (a daemon thread) with the last success taken from the registry."""
+    from prometheus_client import start_http_server
+
+    from trendcast.serving.metrics import SchedulerMetrics
+
+    metrics = SchedulerMetrics()
+    try:
+        last = last_registered_time(settings)
+    except Exception as exc:  # the scheduler still starts; the gauge stays 0 until a retrain decides
+        logger.warning("registry unreadable, last retrain time unknown: %s: %s", type(exc).__name__, exc)
+        last = None
+    if last is not None:
+        metrics.last_success.set(last)
+    start_http_server(port, addr, registry=metrics.registry)
+    logger.info("scheduler metrics on http://%s:%d/metrics", addr, port, extra={"metrics_port": port})
+    return metrics

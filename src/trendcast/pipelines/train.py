@@ -261,8 +261,9 @@ def run_training(
             seed=config.seed,
         )
         final, registered = None, None
+        report["decision"] = sanitise(decision.to_json())  # saved in the bundle; completed below with the version
         if decision.challenger is not None and register:
-            final, registered = _register_challenger(settings, config, ws, decision)
+            final, registered = _register_challenger(settings, config, ws, decision, result, report)
         tracking.set_run_tags(decision.tags())
         report["decision"] = sanitise(decision.to_json())
         if registered is not None:
@@ -275,16 +276,28 @@ def run_training(
 
 
 def _register_challenger(
-    settings: Settings, config: ExperimentConfig, ws: WindowSet, decision: Decision
+    settings: Settings,
+    config: ExperimentConfig,
+    ws: WindowSet,
+    decision: Decision,
+    result: WalkForwardResult,
+    report: dict[str, Any],
 ) -> tuple[DirectionModel, Registered]:
-    """Fit the challenger on every labelled sample, save its bundle, register it, then record the decision (the
-    aliases move last: a failure before leaves the champion where it was)."""
+    """Fit the challenger on every labelled sample, save its bundle (with the walk-forward out-of-sample predictions
+    of its own kind and the report), register it, then record the decision (the aliases move last: a failure before
+    leaves the champion where it was)."""
     from trendcast import tracking
 
     assert decision.challenger is not None
     final = fit_final(settings, ws, decision.challenger.name, config)
     folder = write_bundle(
-        final, ws, tmp_model_dir() / "model", background_size=settings.explain_background, seed=config.seed
+        final,
+        ws,
+        tmp_model_dir() / "model",
+        background_size=settings.explain_background,
+        seed=config.seed,
+        predictions=result.predictions.get(final.name),
+        report=sanitise(report),
     )
     version = tracking.log_model(settings, final, folder, tags=version_tags(final, decision))
     record_promotion(settings, decision, version.version)

@@ -8,6 +8,7 @@
           /api/v1/admin/...                  rate limit, then admin key
           /api/docs /api/redoc /api/openapi.json   open, or an API key with docs_require_key
           /api/docs-assets/...               Swagger UI / ReDoc assets (fastapi-offline), no CDN
+          / and /static/...                  the dashboard page and its files (routes/pages.py), no key
 
 `app_from_env()` is the zero-argument factory that uvicorn (`--factory`) and Gunicorn (`gunicorn.conf.py`) call in
 each worker: settings from the environment, the default loader (TRENDCAST_MODEL_DIR, else the registry champion).
@@ -26,18 +27,19 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from trendcast.config import Settings, load_settings
-from trendcast.serving.background import ChampionPoller, DriftMonitor
+from trendcast.serving.background import ChampionPoller, DriftMonitor, OutcomeResolver, Periodic, ProcessSampler
 from trendcast.serving.cache import make_cache
 from trendcast.serving.dependencies import Services, StoreHandle, admin_guard, api_guard, docs_guard
 from trendcast.serving.errors import install_error_handlers
 from trendcast.serving.inference import ModelLoader, ModelSlot, default_loader
 from trendcast.serving.logging import configure_logging
 from trendcast.serving.metrics import ServiceMetrics
-from trendcast.serving.middleware import ServiceMiddleware
+from trendcast.serving.middleware import RequestLimits, ServiceMiddleware
 from trendcast.serving.model_sync import GenerationWatcher, try_initial_load
 from trendcast.serving.openapi import install_openapi
 from trendcast.serving.ratelimit import RateLimiter
-from trendcast.serving.routes import admin, health, model, predictions, tickers
+from trendcast.serving.routes import admin, dashboard, health, model, predictions, tickers
+from trendcast.serving.routes.pages import install_pages
 from trendcast.serving.security import (
     API_KEY_HEADER,
     DOCS_ASSETS_DIR,
@@ -57,7 +59,7 @@ logger = logging.getLogger("trendcast.serving")
 
 DESCRIPTION = """Direction forecasts (Down / Neutral / Up) for the next `horizon` trading days.
 
-Predict from a stored ticker (`{"ticker": "SPY", "as_of": "2018-12-28"}`, the server builds and scales the window)
+Predict from a stored ticker (`{"ticker": "MSFT", "as_of": "2012-12-28"}`, the server builds and scales the window)
 or from a window you scaled yourself (`{"sequence": [[...], ...]}`, see `GET /api/v1/model/info`). Every error has
 the shape `{"error": {"code", "message", "request_id", "details"}}`. Limits: 100 requests/minute per client and
 route by default (429 with Retry-After). When the server has API keys, send one in `X-API-Key`.
@@ -78,9 +80,10 @@ def _services(settings: Settings, loader: ModelLoader) -> Services:
     )
 
 
-def _background_tasks(services: Services) -> list[DriftMonitor | ChampionPoller]:
-    """Drift gauges always; following the champion alias when TRENDCAST_MODEL_POLL_SECONDS is set (registry only)."""
-    tasks: list[DriftMonitor | ChampionPoller] = [DriftMonitor(services)]
+def _background_tasks(services: Services) -> list[Periodic]:
+    """Drift gauges, prediction outcomes and process gauges always; following the champion alias when
+    TRENDCAST_MODEL_POLL_SECONDS is set (registry only)."""
+    tasks: list[Periodic] = [DriftMonitor(services), OutcomeResolver(services), ProcessSampler(services)]
     poll = services.settings.model_poll_seconds
     if poll is not None and services.settings.model_dir is None:
         tasks.append(ChampionPoller(services, poll))
@@ -149,7 +152,7 @@ def _mount_docs_assets(app: FastAPI) -> None:
 
 def _include_routes(app: FastAPI) -> None:
     app.include_router(health.router)
-    for router in (predictions.router, model.router, tickers.router):
+    for router in (predictions.router, model.router, tickers.router, dashboard.router):
         app.include_router(router, dependencies=[Depends(api_guard)])
     app.include_router(admin.router, dependencies=[Depends(admin_guard)])
 
@@ -172,6 +175,7 @@ def create_app(settings: Settings | None = None, model_loader: ModelLoader | Non
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        redirect_slashes=False,  # a redirect built from the Host header would point wherever the client says
         lifespan=_lifespan(services),
     )
     app.state.services = services
@@ -179,6 +183,7 @@ def create_app(settings: Settings | None = None, model_loader: ModelLoader | Non
     _include_routes(app)
     docs, csp_by_path = _docs_router(app)
     app.include_router(docs)
+    csp_by_path.update(install_pages(app))  # the dashboard: GET / and /static/*, no API key
     _mount_docs_assets(app)
     install_openapi(app)
     if settings.cors_origins:
@@ -193,7 +198,7 @@ def create_app(settings: Settings | None = None, model_loader: ModelLoader | Non
     app.add_middleware(
         ServiceMiddleware,
         metrics=services.metrics,
-        max_body_bytes=settings.max_body_bytes,
+        limits=RequestLimits(settings.max_body_bytes, settings.max_header_bytes, settings.body_timeout_seconds),
         production=settings.environment == "production",
         csp_by_path=csp_by_path,
     )

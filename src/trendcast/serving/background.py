@@ -1,9 +1,15 @@
-"""Background work of a service worker: drift gauges over recent request inputs, and following the champion alias.
+"""Background work of a service worker: drift gauges over recent request inputs, judging ticker predictions once
+their outcome is stored, process gauges, and following the champion alias.
 
 `RecentInputs` keeps a bounded ring of the last time step of every window the worker predicted (scaled features, as
 the drift reference holds them) with its probabilities; it is written on the event loop thread, where forward
 passes run. `DriftMonitor` recomputes PSI/KS per feature and the predicted-class mix drift every
 `drift_refresh_seconds` against the served bundle's reference and sets the Prometheus gauges.
+
+`OutcomeResolver`, on the same `drift_refresh_seconds`, judges the worker's waiting ticker predictions whose label
+is now in the bar store and counts hits and misses (`serving.outcomes`). `ProcessSampler` copies the worker's CPU,
+memory and file descriptors into the `trendcast_worker_*` gauges every PROCESS_SAMPLE_S seconds (see
+`serving.metrics` for why the standard process collector is not enough under Gunicorn).
 
 `ChampionPoller` (TRENDCAST_MODEL_POLL_SECONDS) asks the registry which version the alias names and reloads when it
 changed: a promotion or a rollback reaches the service without anyone calling /api/v1/admin/reload. The swap is the
@@ -21,12 +27,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from trendcast.config import LabelConfig
     from trendcast.monitoring.drift import DriftReference
     from trendcast.serving.dependencies import Services
     from trendcast.serving.inference import ServingModel
+    from trendcast.serving.outcomes import Outcome, Prediction
 
 logger = logging.getLogger("trendcast.serving")
 
+PROCESS_SAMPLE_S = 5.0  # reading /proc/self costs well under a millisecond
 MIN_DRIFT_ROWS = 200  # fewer recent rows give PSI a small-sample bias of ~(bins - 1) / n: not worth a gauge
 
 
@@ -54,7 +65,7 @@ class RecentInputs:
         return self._count
 
 
-class _Periodic:
+class Periodic:
     """Runs `step` every `interval_s` seconds until stopped; a failing step is logged and retried next time."""
 
     def __init__(self, name: str, interval_s: float, step: Callable[[], Awaitable[None]]) -> None:
@@ -79,7 +90,7 @@ class _Periodic:
                 await self._task
 
 
-class DriftMonitor(_Periodic):
+class DriftMonitor(Periodic):
     def __init__(self, services: Services) -> None:
         super().__init__("drift refresh", services.settings.drift_refresh_seconds, self.refresh)
         self._services = services
@@ -115,7 +126,42 @@ class DriftMonitor(_Periodic):
         self._services.metrics.set_drift(report.to_json())
 
 
-class ChampionPoller(_Periodic):
+class OutcomeResolver(Periodic):
+    def __init__(self, services: Services) -> None:
+        super().__init__("outcome resolution", services.settings.drift_refresh_seconds, self.resolve)
+        self._services = services
+
+    async def resolve(self) -> None:
+        """Count hits and misses of the waiting ticker predictions whose label the store now holds."""
+        metrics = self._services.metrics
+        if not len(metrics.outcomes):
+            return
+        predictions, labels = metrics.outcomes.snapshot()
+        outcomes = await asyncio.to_thread(self._realised, predictions, labels)
+        metrics.count_outcomes(outcomes)
+
+    def _realised(self, predictions: list[Prediction], labels: dict[str, LabelConfig]) -> list[Outcome]:
+        from trendcast.serving.outcomes import realised
+
+        return realised(self._bars({p.ticker for p in predictions}), predictions, labels)
+
+    def _bars(self, tickers: set[str]) -> pd.DataFrame:
+        """Every stored bar of the waiting tickers (a ticker no longer stored waits until it is dropped)."""
+        store = self._services.store.get()
+        stored = sorted(tickers & set(store.ticker_names()))
+        return store.load(stored)
+
+
+class ProcessSampler(Periodic):
+    def __init__(self, services: Services) -> None:
+        super().__init__("process sample", PROCESS_SAMPLE_S, self.sample)
+        self._services = services
+
+    async def sample(self) -> None:
+        self._services.metrics.sample_process()
+
+
+class ChampionPoller(Periodic):
     def __init__(self, services: Services, interval_s: float) -> None:
         super().__init__("champion poll", interval_s, self.check)
         self._services = services

@@ -39,12 +39,14 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: TRENDCAST_PORT, 8000)")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: TRENDCAST_WORKERS, 1)")] = None,
 ) -> None:
-    """Serve the prediction API (docs at /api/docs) with uvicorn."""
+    """Serve the prediction API (docs at /api/docs) and the dashboard (at /) with uvicorn."""
     import uvicorn
 
     settings = load_settings()
     n_workers = workers or settings.workers
     prepare_multiprocess_dir(n_workers)
+    shown = "127.0.0.1" if (host or settings.host) in ("0.0.0.0", "::") else (host or settings.host)
+    typer.echo(f"trendcast dashboard: http://{shown}:{port or settings.port}/  (API docs: /api/docs)")
     uvicorn.run(
         FACTORY,
         factory=True,
@@ -53,7 +55,8 @@ def serve(
         workers=n_workers,
         access_log=False,
         log_config=None,
-        proxy_headers=True,
+        proxy_headers=bool(settings.trusted_proxies),  # X-Forwarded-* only from the proxies the operator names
+        forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
     )
 

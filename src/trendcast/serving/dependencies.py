@@ -182,22 +182,24 @@ def _client_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def enforce_rate_limit(request: Request, services: Services) -> None:
-    """Count this request against (route template, client); 429 with Retry-After when over the limit."""
+async def enforce_rate_limit(request: Request, services: Services, cost: int = 1) -> None:
+    """Count this request (`cost` units) against (route template, client); 429 with Retry-After when over the
+    limit. A batch route calls it again with the items beyond the first once it has counted them."""
     limiter = services.limiter
-    if limiter is None:
+    if limiter is None or cost < 1:
         return
     route = getattr(request.scope.get("route"), "path", request.url.path)
-    decision = await limiter.hit(route, _client_of(request))
+    decision = await limiter.hit(route, _client_of(request), cost)
     request.state.rate_limit = decision
     if not decision.allowed:
         services.metrics.rate_limited.labels(route).inc()
+        what = f"this batch needs {cost} more" if cost > 1 else "the limit is reached"
         raise ApiError(
             429,
             "rate_limited",
-            f"Too many requests: the limit is {decision.limit} per "
-            f"{limiter.limit_for(route).get_expiry()} s per client on this route; retry in "
-            f"{decision.retry_after_s} s.",
-            {"limit": decision.limit, "retry_after_s": decision.retry_after_s},
+            f"Too many requests ({what}): the limit is {decision.limit} per "
+            f"{limiter.limit_for(route).get_expiry()} s per client on this route, a batch counting one per item; "
+            f"retry in {decision.retry_after_s} s.",
+            {"limit": decision.limit, "retry_after_s": decision.retry_after_s, "cost": cost},
             headers={"Retry-After": str(decision.retry_after_s)},
         )

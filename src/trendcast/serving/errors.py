@@ -74,10 +74,13 @@ class ApiError(HTTPException):
 
 
 def error_body(code: str, message: str, details: Any = None) -> bytes:
-    """The JSON bytes of the one error shape, with the current request id."""
-    return orjson.dumps(
-        {"error": {"code": code, "message": message, "request_id": request_id_var.get(), "details": details}}
-    )
+    """The JSON bytes of the one error shape, with the current request id. Details that cannot be serialised
+    (a client's value nested too deep for orjson, say) are dropped rather than turning a 4xx into a 500."""
+    error = {"code": code, "message": message, "request_id": request_id_var.get(), "details": details}
+    try:
+        return orjson.dumps({"error": error})
+    except orjson.JSONEncodeError:
+        return orjson.dumps({"error": {**error, "details": None}})
 
 
 def error_response(
@@ -94,6 +97,21 @@ def status_of(exc: TrendcastError) -> tuple[int, str]:
         if isinstance(exc, cls):
             return status, code
     return 500, "internal_error"  # pragma: no cover - TrendcastError above matches everything
+
+
+def for_item(exc: ApiError | TrendcastError, index: int) -> ApiError | TrendcastError:
+    """The same 4xx error, naming the batch item it came from (`items[i]: ...`, details `{"item": i, ...}`);
+    server-side (5xx) errors are returned unchanged, for the generic handling."""
+    if isinstance(exc, ApiError):
+        status, code, message, details = exc.status_code, exc.code, exc.message, exc.details
+    else:
+        status, code = status_of(exc)
+        message, details = str(exc), _details_of(exc)
+    if status >= 500:
+        return exc
+    named = {"item": index, **details} if isinstance(details, dict) else {"item": index, "errors": details}
+    headers = dict(exc.headers) if isinstance(exc, ApiError) and exc.headers else None
+    return ApiError(status, code, f"items[{index}]: {message}", named, headers)
 
 
 def _details_of(exc: TrendcastError) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ import pandas as pd
 from trendcast.config import Settings
 from trendcast.data.store import BarStore
 from trendcast.errors import InsufficientHistoryError, ModelNotReadyError
-from trendcast.features.feature_set import compute_features
+from trendcast.features.feature_set import compute_features, days_still_needed, warmup_bars
 from trendcast.features.indicators import resolve
 from trendcast.models.base import DirectionModel
 from trendcast.models.bundle import ModelBundle, folder_version, read_bundle
@@ -341,20 +341,24 @@ def ticker_window(store: BarStore, ticker: str, as_of: date | None, model: Direc
     """Build the model's input from stored bars: features over the whole history up to `as_of` (causal), the last
     `window` rows, checked finite, scaled with the model's fitted scaler.
 
-    Raises MissingPricesError (unknown ticker) or InsufficientHistoryError (fewer usable rows than the window).
+    Raises MissingPricesError (unknown ticker) or InsufficientHistoryError (fewer usable rows than the window; its
+    `missing` counts the indicators' warm-up, so that many more trading days make the request work).
     """
     bars = store.load([ticker])
     last_stored = pd.Timestamp(bars["date"].max()) if len(bars) else None
     if as_of is not None:
         bars = bars[bars["date"] <= pd.Timestamp(as_of)]
     label = as_of.isoformat() if as_of is not None else "the latest bar"
+    indicators = resolve(list(model.feature_names))
     if bars.empty:
-        raise InsufficientHistoryError(ticker, model.window, 0, label)
-    features = compute_features(bars.reset_index(drop=True), resolve(list(model.feature_names)))
+        missing = days_still_needed(np.empty((0, len(indicators))), model.window, warmup_bars(indicators))
+        raise InsufficientHistoryError(ticker, model.window, 0, label, missing=missing)
+    features = compute_features(bars.reset_index(drop=True), indicators)
     values = features.to_numpy(dtype=np.float64)
     usable = _usable_tail(values)
     if usable < model.window:
-        raise InsufficientHistoryError(ticker, model.window, usable, label)
+        missing = days_still_needed(values, model.window, warmup_bars(indicators))
+        raise InsufficientHistoryError(ticker, model.window, usable, label, missing=missing)
     rows = values[-model.window :]
     dates = [ts.date() for ts in features.index[-model.window :]]
     closed = last_stored is not None and as_of is not None and last_stored > pd.Timestamp(as_of)

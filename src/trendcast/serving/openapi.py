@@ -58,7 +58,7 @@ def _request_body(models: tuple[type[BaseModel], ...], examples: dict[str, Any])
 
 def _examples(path: str, services: Services) -> dict[str, Any]:
     current = services.slot.current
-    ticker = {"ticker": "SPY", "as_of": "2018-12-28"}
+    ticker = {"ticker": "MSFT", "as_of": "2012-12-28"}
     sequence: dict[str, Any] | None = None
     if current is not None:
         sequence = {"sequence": [[0.0] * current.n_features for _ in range(current.window)]}

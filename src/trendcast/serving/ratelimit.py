@@ -6,8 +6,9 @@
     Settings.redis_url           set: counters live in Redis, shared by every worker and replica;
                                  unset: in the worker's memory (each worker counts on its own)
 
-The client is the peer address (behind a proxy, run uvicorn/gunicorn with forwarded-allow-ips so that it is the
-real client). Over the limit: 429 with Retry-After (seconds until a slot frees) and X-RateLimit-* headers.
+The client is the peer address; X-Forwarded-For is believed only from Settings.trusted_proxies (default: nobody),
+so a client cannot pick a fresh bucket by sending the header. A batch costs one unit per item: the first unit is
+taken before the body is read, the rest once the items are counted. Over the limit: 429 with Retry-After (seconds until a slot frees) and X-RateLimit-* headers.
 If Redis stops answering, requests are let through and a warning is logged (availability over strictness);
 /ready reports Redis as down meanwhile.
 """
@@ -87,10 +88,11 @@ class RateLimiter:
     def limit_for(self, route: str) -> RateLimitItem:
         return self.predict if route.startswith(PREDICT_PREFIX) else self.default
 
-    async def hit(self, route: str, client: str) -> RateDecision:
+    async def hit(self, route: str, client: str, cost: int = 1) -> RateDecision:
+        """Count `cost` requests (a batch counts its items) against (route, client)."""
         item = self.limit_for(route)
         try:
-            allowed = await self._strategy.hit(item, route, client)
+            allowed = await self._strategy.hit(item, route, client, cost=cost)
             stats = await self._strategy.get_window_stats(item, route, client)
         except StorageError as exc:
             logger.warning("rate limit storage unavailable, letting the request through: %s", exc.storage_error)

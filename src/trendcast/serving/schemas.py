@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-TICKER_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.^=-]{0,31}$"
-Ticker = Annotated[str, StringConstraints(pattern=TICKER_PATTERN)]
+from trendcast.data.validation import TICKER_PATTERN
+
+Ticker = Annotated[str, StringConstraints(pattern=TICKER_PATTERN)]  # the pattern ingest applies too
 
 SEQUENCE_DESCRIPTION = (
     "One window of ALREADY-SCALED features: `window` rows (time steps, oldest first), each with `n_features` "
@@ -39,7 +40,7 @@ class TickerRequest(BaseModel):
         extra="forbid",
         strict=True,
         title="TickerRequest",
-        json_schema_extra={"examples": [{"ticker": "SPY", "as_of": "2018-12-28"}]},
+        json_schema_extra={"examples": [{"ticker": "MSFT", "as_of": "2012-12-28"}]},
     )
 
     ticker: Ticker = Field(description="A ticker in the server's store (GET /api/v1/tickers); case-insensitive.")
@@ -59,6 +60,14 @@ class BatchRequest(BaseModel):
 
 
 TopK = Annotated[int, Field(ge=1, le=20, description="How many features to name in the explanation.")]
+ExplainMethod = Annotated[
+    Literal["auto", "lime"],
+    Field(
+        description='"auto": the model\'s own attribution (Integrated Gradients for the Bi-LSTM, TreeSHAP for '
+        'LightGBM, exact linear SHAP for logistic regression); "lime": LIME\'s local linear model (any model, under '
+        "1 s, contributions that do not add up exactly: see additivity_error and method_details.score)."
+    ),
+]
 
 
 class ExplainTickerRequest(TickerRequest):
@@ -66,10 +75,11 @@ class ExplainTickerRequest(TickerRequest):
 
     model_config = ConfigDict(
         title="ExplainTickerRequest",
-        json_schema_extra={"examples": [{"ticker": "SPY", "as_of": "2018-12-28", "top_k": 5}]},
+        json_schema_extra={"examples": [{"ticker": "MSFT", "as_of": "2012-12-28", "top_k": 5, "method": "auto"}]},
     )
 
     top_k: TopK = 5
+    method: ExplainMethod = "auto"
 
 
 class ExplainSequenceRequest(SequenceRequest):
@@ -78,6 +88,7 @@ class ExplainSequenceRequest(SequenceRequest):
     model_config = ConfigDict(title="ExplainSequenceRequest")
 
     top_k: TopK = 5
+    method: ExplainMethod = "auto"
 
 
 class ModelRef(BaseModel):
@@ -96,9 +107,9 @@ class PredictionPublic(BaseModel):
                     "confidence": 0.47,
                     "probabilities": {"Down": 0.31, "Neutral": 0.22, "Up": 0.47},
                     "model": {"name": "trendcast-direction", "version": "3"},
-                    "ticker": "SPY",
-                    "as_of": "2018-12-28",
-                    "window_end": "2018-12-28",
+                    "ticker": "MSFT",
+                    "as_of": "2012-12-28",
+                    "window_end": "2012-12-28",
                     "cached": False,
                     "timestamp": "2024-05-01T12:00:00.123456+00:00",
                     "latency_ms": 1.8,
@@ -161,6 +172,143 @@ class TickersPublic(BaseModel):
     count: int
 
 
+# -- dashboard (routes/dashboard.py) ----------------------------------------------------------------------------------
+Direction = Literal["Down", "Neutral", "Up"]
+Day = date  # a field named `date` would shadow the type in its own class body
+
+
+class PriceBar(BaseModel):
+    date: Day
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class PricesPublic(BaseModel):
+    ticker: str
+    bars: list[PriceBar] = Field(description="Stored daily bars, oldest first (raw, not adjusted).")
+    count: int
+
+
+class HistoryPoint(BaseModel):
+    date: Day = Field(description="Signal date: the close the prediction was computed from.")
+    predicted: Direction
+    p_down: float
+    p_neutral: float
+    p_up: float
+    confidence: float = Field(description="Probability of the predicted class.")
+    actual: Direction | None = Field(description="The realised direction over the horizon; null when not known.")
+    correct: bool | None = Field(description="predicted == actual; null when the outcome is not known.")
+    fold: int | None = Field(description="Walk-forward fold the prediction was made in (the model never saw it).")
+
+
+class HistoryPublic(BaseModel):
+    ticker: str
+    model: ModelRef
+    model_type: str
+    source: Literal["walk_forward"] = Field(
+        description="Out-of-sample walk-forward predictions of the served model's kind, saved with the model."
+    )
+    horizon: int = Field(description="Trading days ahead each prediction looks.")
+    points: list[HistoryPoint]
+    count: int
+    hit_rate: float | None = Field(description="Share of correct predictions among those with a known outcome.")
+    known: int = Field(description="Points with a known outcome.")
+
+
+class EquityPoint(BaseModel):
+    date: Day
+    strategy: float = Field(description="Strategy equity after costs, starting at 1.0.")
+    buy_and_hold: float = Field(description="Buy-and-hold equity, starting at 1.0.")
+    strategy_drawdown: float = Field(description="Strategy equity / running peak - 1 (0 or negative).")
+    buy_and_hold_drawdown: float
+
+
+class BacktestMetrics(BaseModel):
+    """Backtest statistics (trendcast.backtest.metrics); null where undefined (e.g. no trade, no loss)."""
+
+    sharpe: float | None
+    sortino: float | None
+    max_drawdown: float | None = Field(description="Deepest fall from a peak, a negative fraction.")
+    annual_return: float | None = Field(description="Compound annual growth rate (CAGR).")
+    total_return: float | None
+    volatility: float | None = Field(description="Annualised standard deviation of daily returns.")
+    win_rate: float | None = Field(description="Share of days with a positive return.")
+    win_rate_trades: float | None = Field(description="Share of closed trades with a positive return.")
+    profit_factor: float | None = Field(description="Sum of gains / sum of losses over days.")
+    exposure: float | None = Field(description="Average share of capital in the market.")
+    trades: int | None = Field(description="Round trips (buy-and-hold: 1).")
+    turnover: float | None = Field(description="Annualised traded volume as a multiple of capital.")
+    total_costs: float | None = Field(description="Costs paid, as a fraction of starting capital.")
+
+
+class BacktestMetricsPair(BaseModel):
+    strategy: BacktestMetrics
+    buy_and_hold: BacktestMetrics
+
+
+class BacktestPublic(BaseModel):
+    ticker: str
+    model_type: str
+    execution: Literal["next_open", "next_close"] = Field(
+        description="When a signal from the close of day t trades: the open or the close of day t + 1."
+    )
+    costs_bps: float = Field(description="Commission + slippage per unit of position traded, in basis points.")
+    equity: list[EquityPoint] = Field(description="From the bar before the first trade (1.0) to the last exit.")
+    metrics: BacktestMetricsPair
+    count: int = Field(description="Equity points.")
+
+
+class Interval(BaseModel):
+    value: float | None
+    low: float | None = Field(description="95% block-bootstrap interval over days; null when not computed.")
+    high: float | None
+
+
+class ModelScorePublic(BaseModel):
+    model: str = Field(description="Model kind as evaluated, e.g. lightgbm, majority; champion = the previous one.")
+    served: bool = Field(description="This is the kind of the model being served.")
+    accuracy: Interval
+    auc: Interval = Field(description="Macro one-vs-rest AUC, the primary metric.")
+    log_loss: Interval
+    n: int = Field(description="Out-of-sample predictions scored.")
+
+
+class GatePublic(BaseModel):
+    name: str = Field(description="finite, skill, champion or calibration (pipelines/retrain.py).")
+    passed: bool
+    detail: str = Field(description="What the gate found, in words.")
+
+
+class DecisionPublic(BaseModel):
+    promoted: bool
+    reason: str
+    gates: list[GatePublic]
+
+
+class ModelCardPublic(BaseModel):
+    name: str
+    version: str
+    alias: str
+    model_type: str
+    run_id: str | None
+    trained_through: date | None
+    horizon: int
+    window: int
+    primary_metric: Literal["auc"]
+    scores: list[ModelScorePublic] = Field(
+        description="Pooled out-of-sample scores of every model evaluated with it (baselines included), the served "
+        "kind first; empty when the model was saved without its training report."
+    )
+    decision: DecisionPublic | None = Field(description="The promotion decision recorded for this version, if any.")
+    verdict: Literal["better", "not_better", "unknown"] = Field(
+        description="Whether the served model beats every baseline out of sample (rule in docs/api.md)."
+    )
+    statement: str = Field(description="The verdict as one plain sentence with its numbers.")
+
+
 class HealthPublic(BaseModel):
     status: Literal["ok"]
 
@@ -192,8 +340,8 @@ class ErrorResponse(BaseModel):
                     "error": {
                         "code": "insufficient_history",
                         "request_id": "b6f0d8c2a4e94b0c8d7f6e5d4c3b2a19",
-                        "message": "SPY: 12 usable bars up to 2013-03-01, 60 needed; 48 days of history are missing.",
-                        "details": {"ticker": "SPY", "needed": 60, "available": 12, "missing": 48},
+                        "message": "MSFT: 12 usable bars up to 2000-06-08, 60 needed; 48 days of history are missing.",
+                        "details": {"ticker": "MSFT", "needed": 60, "available": 12, "missing": 48},
                     }
                 }
             ]

@@ -11,10 +11,8 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.conftest import require_service
+from tests.integration.dashboard_support import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.serving.conftest import USER_KEY, Server, base_env, start_server
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 pytestmark = pytest.mark.integration
 

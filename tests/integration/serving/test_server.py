@@ -24,7 +24,10 @@ GOOD_SEQUENCE = np.random.default_rng(0).normal(size=(WINDOW, len(FEATURES))).ro
 
 
 def post(server: Server, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
-    return server.client.post(path, json=body, **kwargs) if body is not None else server.client.post(path, **kwargs)
+    """POST a JSON body (raw `content=` is declared JSON too, as a client that speaks the API sends it)."""
+    if body is not None:
+        return server.client.post(path, json=body, **kwargs)
+    return server.client.post(path, headers={"Content-Type": "application/json"}, **kwargs)
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -188,7 +191,7 @@ def test_insufficient_history_names_the_missing_days(server: Server) -> None:
     before = assert_error(
         post(server, "/api/v1/predict", {"ticker": "SIG000", "as_of": "2014-01-01"}), 422, "insufficient_history"
     )
-    assert before["details"]["missing"] == WINDOW
+    assert before["details"]["missing"] == WINDOW + 14  # no bars at all: rsi_14's warm-up, then the window
 
 
 def test_huge_bodies_are_refused_before_parsing(server: Server) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def test_yahoo_fails_fast_and_clearly_offline(monkeypatch: pytest.MonkeyPatch) -
     def refuse(*_: object, **__: object) -> socket.socket:
         raise OSError("Network is unreachable")
 
+    def resolved(*_: object, **__: object) -> list[tuple[object, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolved)
     monkeypatch.setattr(socket, "create_connection", refuse)
     started = time.perf_counter()
     with pytest.raises(SourceError, match="needs the internet"):
@@ -81,3 +86,20 @@ def test_yahoo_fails_fast_and_clearly_offline(monkeypatch: pytest.MonkeyPatch) -
 def test_yahoo_needs_tickers() -> None:
     with pytest.raises(SourceError, match="--tickers"):
         YahooSource().load(None)
+
+
+def test_yahoo_gives_up_on_a_dns_server_that_never_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    released = threading.Event()
+
+    def hang(*_: object, **__: object) -> list[object]:
+        released.wait(30)  # a resolver that never answers (released when the test ends)
+        raise socket.gaierror("released")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(SourceError, match=r"cannot reach Yahoo Finance.*needs the internet"):
+            YahooSource(timeout_s=0.5).load(["AAPL"])
+        assert time.perf_counter() - started < 0.5 + 0.5
+    finally:
+        released.set()

@@ -11,7 +11,7 @@ import pytest
 from trendcast.data.store import BarStore
 from trendcast.data.synthetic import random_walk_bars
 from trendcast.data.validation import validate_bars
-from trendcast.errors import MissingPricesError
+from trendcast.errors import ConfigError, MissingPricesError
 
 
 def _clean() -> pd.DataFrame:
@@ -66,3 +66,14 @@ def test_summaries(tmp_path: Path) -> None:
     assert np.isclose(
         store.load(start=str(bars["date"].iloc[10].date()))["date"].min().value, bars["date"].iloc[10].value
     )
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://user:secret@db/trendcast", "oracle://db/x", "postgresql+asyncpg://db/x", "not a url"]
+)
+def test_unsupported_database_urls_say_what_is_supported(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        BarStore(url)
+    message = str(info.value)
+    assert "sqlite:///" in message and "postgresql+psycopg://" in message and "TRENDCAST_DATABASE_URL" in message
+    assert "secret" not in message

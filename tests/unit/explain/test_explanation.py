@@ -37,37 +37,55 @@ EXPECTED_SHOWN = {
 }
 
 
-def sentence_numbers(explanation: Explanation) -> list[tuple[float, bool]]:
-    """Numbers in the sentence outside the feature labels (labels like "RSI(14)" hold numbers of their own)."""
-    text = explanation.sentence
-    for f in explanation.top_features:
-        text = text.replace(f"{f.label} at", "@")
-    return [(float(m.rstrip("%")), m.endswith("%")) for m in NUMBER.findall(text)]
+FACTOR = re.compile(r"(?:^|, | and )(?P<label>.+?) at (?P<value>\S+) \((?P<contribution>[+-]\d+\.\d+)\)")
+REST = re.compile(r"(?P<count>\d+) smaller factors? net (?P<net>[+-]\d+\.\d+) (?P<side>towards \w+|against it)")
+ATTENTION = re.compile(r"the last (?P<days>\d+) days carried (?P<share>\d+)% of the attention")
+
+
+def check_factor(explanation: Explanation, label: str, value: str, contribution: str, sign: int) -> float:
+    """One named factor: a top feature, its value shown as EXPECTED_SHOWN says, its contribution rounded."""
+    f = next(f for f in explanation.top_features if f.label == label)
+    decimals = len(contribution.split(".")[1])
+    assert sign * float(contribution) > 0
+    assert abs(float(contribution) - f.contribution) <= 0.5 * 10**-decimals + 1e-12
+    number = NUMBER.fullmatch(value)
+    assert number is not None, value
+    shown = float(number.group(0).rstrip("%"))
+    expected, value_decimals = EXPECTED_SHOWN[f.feature](f.value)
+    assert abs(shown - expected) <= 0.5 * 10**-value_decimals + 1e-9, (f.feature, shown, expected)
+    assert value.endswith("%") == (f.feature in ("ret_1", "volatility_20", "sma_ratio_20"))
+    return float(contribution)
 
 
 def check_sentence(explanation: Explanation) -> None:
-    numbers = sentence_numbers(explanation)
-    head = re.match(r"(\w+) \((\d\.\d\d)\): ", explanation.sentence)
-    assert head is not None and head.group(1) == explanation.predicted_label
-    probability, _ = numbers.pop(0)
-    assert abs(probability - explanation.probabilities[explanation.predicted_label]) <= 0.005 + 1e-9
-    named = [f for f in explanation.top_features[:3] if f.contribution != 0]
-    ordered = [f for f in named if f.contribution > 0] + [f for f in named if f.contribution < 0]
-    for f in ordered:  # towards the class first, then against it, as the sentence reads
-        shown, is_percent = numbers.pop(0)
-        expected, decimals = EXPECTED_SHOWN[f.feature](f.value)
-        assert abs(shown - expected) <= 0.5 * 10**-decimals + 1e-9, (f.feature, shown, expected)
-        assert is_percent == (f.feature in ("ret_1", "volatility_20", "sma_ratio_20"))
-        assert (f"pushed towards {explanation.predicted_label}" in explanation.sentence) == any(
-            g.contribution > 0 for g in named
-        )
-    if explanation.attention is not None:
-        days, _ = numbers.pop(0)
-        share, is_percent = numbers.pop(0)
-        assert days == explanation.attention_recent_days and is_percent
-        weights = np.array([a.weight for a in explanation.attention])
-        assert abs(share - 100 * weights[-int(days) :].sum()) <= 0.5 + 1e-9
-    assert numbers == []  # no number left unexplained
+    """Every number in the sentence is a rounded field of the explanation, and the contributions it shows (named
+    factors and the rest's net) add up to the total contribution."""
+    label = explanation.predicted_label
+    head = re.fullmatch(r"(\w+) \((\d\.\d\d)\): (.*)\.", explanation.sentence)
+    assert head is not None and head.group(1) == label
+    assert abs(float(head.group(2)) - explanation.probabilities[label]) <= 0.005 + 1e-9
+    shown, decimals, terms = 0.0, 0, 2
+    for clause in head.group(3).split("; "):
+        if (attention := ATTENTION.fullmatch(clause)) is not None:
+            assert explanation.attention is not None and int(attention["days"]) == explanation.attention_recent_days
+            weights = np.array([a.weight for a in explanation.attention])
+            assert abs(int(attention["share"]) - 100 * weights[-int(attention["days"]) :].sum()) <= 0.5 + 1e-9
+        elif (rest := REST.fullmatch(clause)) is not None:
+            assert (float(rest["net"]) > 0) == rest["side"].startswith("towards")
+            shown += float(rest["net"])
+            decimals = max(decimals, len(rest["net"].split(".")[1]))
+        elif clause.endswith((f" pushed towards {label}", " pushed against it")):
+            sign = 1 if clause.endswith(label) else -1
+            factors = list(FACTOR.finditer(clause.rsplit(" pushed ", 1)[0]))
+            assert 1 <= len(factors) <= 2
+            for m in factors:
+                shown += check_factor(explanation, m["label"], m["value"], m["contribution"], sign)
+                decimals, terms = max(decimals, len(m["contribution"].split(".")[1])), terms + 1
+        else:
+            assert clause == "no feature moved it away from the base rate", clause
+    assert (explanation.attention is not None) == ("attention" in explanation.sentence)
+    total = sum(explanation.contributions.values())
+    assert abs(shown - total) <= terms * 0.5 * 10 ** -max(decimals, 2) + 1e-12, (shown, total, explanation.sentence)
 
 
 def test_bilstm_explanation_fields_and_sentence(
@@ -177,7 +195,7 @@ def test_sentence_names_both_directions_and_the_attention() -> None:
         "Up", 0.6241, [item("A", 0.2, "+6.0%"), item("B", -0.1, "71"), item("C", 0.05, "1")], 5, 0.4849
     )
     assert sentence == (
-        "Up (0.62): A at +6.0% and C at 1 pushed towards Up; B at 71 pushed against it; "
+        "Up (0.62): A at +6.0% (+0.20) and C at 1 (+0.05) pushed towards Up; B at 71 (-0.10) pushed against it; "
         "the last 5 days carried 48% of the attention."
     )
     assert build_sentence("Neutral", 0.5, [item("A", 0.0, "1")], None, None) == (

@@ -64,3 +64,24 @@ def filled_store(url: str, bars: pd.DataFrame | None = None) -> BarStore:
     store = BarStore(url)
     store.upsert(tiny_bars() if bars is None else bars)
     return store
+
+
+def evaluated_model_dir(folder: Path, kind: str = "logreg") -> Path:
+    """A bundle as training writes it: the model fitted on every tiny sample, with the walk-forward out-of-sample
+    predictions of its kind (3 folds beside the majority and momentum baselines) and the report with its decision."""
+    from trendcast.config import GateConfig, WalkForwardConfig
+    from trendcast.evaluation.walk_forward import run_walk_forward
+    from trendcast.models.bundle import write_bundle
+    from trendcast.pipelines.retrain import decide
+    from trendcast.pipelines.train import build_report, sanitise
+
+    config = tiny_config().model_copy(
+        update={"walk_forward": WalkForwardConfig(folds=3, min_train_fraction=0.5), "gates": GateConfig(n_boot=100)}
+    )
+    ws = build_window_set(tiny_bars(), window=WINDOW, labels=config.labels, features=FEATURES)
+    result = run_walk_forward(ws, [kind, "majority", "momentum"], config, progress=False)
+    report = sanitise(build_report(ws, result, config, primary=kind, n_boot=100))
+    report["decision"] = sanitise(decide(result.predictions, {}, [kind], config.gates).to_json())
+    model = create_model(kind, config).fit(ws)
+    predictions = result.predictions[kind]
+    return write_bundle(model, ws, folder, background_size=16, predictions=predictions, report=report)

@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -21,9 +21,17 @@ import pydantic
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from trendcast.errors import TrendcastError
 from trendcast.serving.cache import cache_key, ttl_for
-from trendcast.serving.dependencies import ModelDep, Services, ServicesDep, current_model, services_of
-from trendcast.serving.errors import ApiError
+from trendcast.serving.dependencies import (
+    ModelDep,
+    Services,
+    ServicesDep,
+    current_model,
+    enforce_rate_limit,
+    services_of,
+)
+from trendcast.serving.errors import ApiError, for_item
 from trendcast.serving.inference import (
     EXACT,
     BodyScan,
@@ -32,6 +40,7 @@ from trendcast.serving.inference import (
     parse_sequence,
     ticker_window,
 )
+from trendcast.serving.json_body import check_structure
 from trendcast.serving.schemas import (
     BatchPredictionPublic,
     ErrorResponse,
@@ -68,13 +77,16 @@ def parse_object(raw: bytes) -> dict[str, Any]:
             f"The body is not valid JSON ({exc}). NaN and Infinity are not JSON numbers: send finite values.",
         ) from exc
     if not isinstance(payload, dict):
-        raise ApiError(422, "invalid_body", 'The body must be a JSON object, e.g. {"ticker": "SPY"}.')
+        raise ApiError(422, "invalid_body", 'The body must be a JSON object, e.g. {"ticker": "MSFT"}.')
+    check_structure(raw, payload)
     return payload
 
 
 def validate_ticker_request(item: dict[str, Any], where: str = "") -> TickerRequest:
     try:
         return TickerRequest.model_validate_json(orjson.dumps(item))
+    except orjson.JSONEncodeError as exc:  # a value nested past orjson's limit inside a list the walk skipped
+        raise ApiError(422, "too_deeply_nested", f"Invalid request{where}: a field nests too deep.") from exc
     except pydantic.ValidationError as exc:
         details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         first = details[0]
@@ -83,7 +95,7 @@ def validate_ticker_request(item: dict[str, Any], where: str = "") -> TickerRequ
             422,
             "validation_error",
             f'Invalid request{where}: {field}: {first["msg"]}. Send {{"sequence": [[...], ...]}} or '
-            '{"ticker": "SPY", "as_of": "YYYY-MM-DD"}.',
+            '{"ticker": "MSFT", "as_of": "YYYY-MM-DD"}.',
             details,
         ) from exc
 
@@ -120,6 +132,9 @@ def prediction_dict(
     confidence = float(proba[k])
     services.metrics.predictions.labels(names[k], source).inc()
     services.metrics.confidence.observe(confidence)
+    if ticker is not None and window_end is not None and not cached:  # judged against the label once it is stored
+        version = serving.served.version
+        services.metrics.ticker_prediction(ticker, date.fromisoformat(window_end), version, k, serving.model)
     return {
         "prediction_id": str(uuid.uuid4()),
         "predicted_class": k,
@@ -193,7 +208,7 @@ def _json(data: dict[str, Any]) -> Response:
 )
 async def predict(request: Request) -> Response:
     """Send either a scaled window `{"sequence": [[...], ...]}` (window x features, see /api/v1/model/info) or a
-    stored ticker `{"ticker": "SPY", "as_of": "2018-12-28"}`; get the class, its probability and all three."""
+    stored ticker `{"ticker": "MSFT", "as_of": "2012-12-28"}`; get the class, its probability and all three."""
     started = time.perf_counter()
     services = services_of(request)
     serving = current_model(services)
@@ -233,15 +248,18 @@ async def predict_batch(request: Request) -> Response:
     serving = current_model(services)
     raw = await request.body()
     items = _batch_items(parse_object(raw), services.settings.batch_max_items)
+    await enforce_rate_limit(request, services, cost=len(items) - 1)  # the first unit was taken by the guard
     scan = BodyScan(numbers_only=False, may_hold_bools=BodyScan.of(raw).may_hold_bools)
-    windows = {
-        i: parse_sequence(_only_sequence(item, f" in items[{i}]"), serving.window, serving.n_features, scan)
-        for i, item in enumerate(items)
-        if "sequence" in item
-    }
-    tickers = {
-        i: validate_ticker_request(item, f" in items[{i}]") for i, item in enumerate(items) if "sequence" not in item
-    }
+    windows: dict[int, np.ndarray] = {}
+    tickers: dict[int, TickerRequest] = {}
+    for i, item in enumerate(items):
+        try:
+            if "sequence" in item:
+                windows[i] = parse_sequence(_only_sequence(item), serving.window, serving.n_features, scan)
+            else:
+                tickers[i] = validate_ticker_request(item)
+        except (ApiError, TrendcastError) as exc:
+            raise for_item(exc, i) from exc
     probas = (await serving.predict(np.stack(list(windows.values())))) if windows else np.zeros((0, 3))
     by_item = dict(zip(windows, probas, strict=True))
     results: list[dict[str, Any]] = []
@@ -250,7 +268,10 @@ async def predict_batch(request: Request) -> Response:
             results.append(prediction_dict(by_item[i], serving, services, started, source="sequence"))
             continue
         req = tickers[i]
-        proba, end, cached = await ticker_probabilities(req, services, serving)
+        try:
+            proba, end, cached = await ticker_probabilities(req, services, serving)
+        except (ApiError, TrendcastError) as exc:
+            raise for_item(exc, i) from exc
         results.append(
             prediction_dict(
                 proba,
@@ -277,6 +298,13 @@ def _top_k(payload: dict[str, Any]) -> int:
     return value
 
 
+def _method(payload: dict[str, Any]) -> Literal["auto", "lime"]:
+    value = payload.pop("method", "auto")
+    if value not in ("auto", "lime"):
+        raise ApiError(422, "validation_error", 'method must be "auto" or "lime".', {"method": value})
+    return "lime" if value == "lime" else "auto"
+
+
 def _unscale(serving: ServingModel, x: np.ndarray) -> np.ndarray:
     """Back from scaled to raw feature values (exact except where the scaler clipped)."""
     scaler = serving.model.scaler
@@ -286,24 +314,45 @@ def _unscale(serving: ServingModel, x: np.ndarray) -> np.ndarray:
 
 
 def _explain(
-    serving: ServingModel, window: np.ndarray, dates: list[pd.Timestamp] | None, ticker: str | None, top_k: int
+    serving: ServingModel,
+    window: np.ndarray,
+    dates: list[pd.Timestamp] | None,
+    ticker: str | None,
+    top_k: int,
+    method: Literal["auto", "lime"] = "auto",
 ) -> dict[str, Any]:
     from trendcast.explain.explanation import explain_window
 
-    explanation = explain_window(serving.model, window, dates, ticker, top_k, serving.served.background())
+    background = serving.served.background()
+    if method == "lime" and background is None:
+        raise ApiError(
+            409,
+            "no_background",
+            "LIME samples from the explainer background saved with the model, and this model has none; retrain "
+            'with this version (`trendcast train`) to save one, or use "method": "auto".',
+        )
+    explanation = explain_window(serving.model, window, dates, ticker, top_k, background, method=method)
     result: dict[str, Any] = explanation.to_dict()
     return result
 
 
-@router.post("/explain", summary="Explain one prediction", response_model=ExplanationPublic, responses=PREDICT_ERRORS)
+EXPLAIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **PREDICT_ERRORS,
+    409: {**_ERR, "description": 'method "lime" on a model saved without an explainer background (no_background)'},
+}
+
+
+@router.post("/explain", summary="Explain one prediction", response_model=ExplanationPublic, responses=EXPLAIN_ERRORS)
 async def explain(request: Request, services: ServicesDep, serving: ModelDep) -> Response:
     """Which features pushed the prediction, by how much (attributions that add up to the model output), the
     Bi-LSTM's attention over the window's days, and a one-sentence summary. Body: a ticker form or a sequence form,
-    each with an optional `top_k` (default 5)."""
+    each with an optional `top_k` (default 5) and `method`: "auto" (default: Integrated Gradients for the Bi-LSTM,
+    TreeSHAP for LightGBM, exact linear SHAP for logistic regression) or "lime" (LIME's local linear model)."""
     started = time.perf_counter()
     raw = await request.body()
     payload = parse_object(raw)
     top_k = _top_k(payload)
+    method = _method(payload)
     if "sequence" in payload:
         x = parse_sequence(_only_sequence(payload), serving.window, serving.n_features, EXACT)
         proba = (await serving.predict(x[None]))[0]
@@ -324,6 +373,6 @@ async def explain(request: Request, services: ServicesDep, serving: ModelDep) ->
             window_end=tw.window_end.isoformat(),
         )
         window, dates, ticker = tw.unscaled, [pd.Timestamp(d) for d in tw.dates], tw.ticker
-    explanation = await asyncio.to_thread(_explain, serving, window, dates, ticker, top_k)
+    explanation = await asyncio.to_thread(_explain, serving, window, dates, ticker, top_k, method)
     prediction["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return _json({"prediction": prediction, "explanation": explanation})
