@@ -389,8 +389,10 @@ def verdict_of(scores: Mapping[str, ModelScore], served: str, skill: GatePublic 
             f"{head} is not better than {_name(best.name)}: its 95% interval starts below "
             f"{_name(best.name)}'s {best.auc:.3f}, so the lead may be noise."
         )
+    others = ", ".join(_name(n) for n in sorted(baselines))
     return "better", (
-        f"{head} is better than every baseline; the best baseline, {_name(best.name)}, scored {best.auc:.3f}."
+        f"{head} is better than every baseline evaluated ({others}); the best baseline, {_name(best.name)}, "
+        f"scored {best.auc:.3f}."
     )
 
 

@@ -197,7 +197,7 @@ def score(name: str, auc: float, ci: tuple[float, float]) -> ModelScore:
             score("lightgbm", 0.627, (0.61, 0.64)),
             True,
             "better",
-            "is better than every baseline; the best baseline, momentum, scored 0.580",
+            "is better than every baseline evaluated (majority, momentum); the best baseline, momentum, scored 0.580",
         ),
         (
             score("lightgbm", 0.570, (0.55, 0.59)),
