@@ -11,10 +11,10 @@ version drops the old answers. A bundle without evaluation files (older versions
 `no_evaluation` on history and backtest; its card has no scores and the verdict "unknown".
 
 The card's verdict (`verdict_of`) is "better" only when the served model's pooled out-of-sample AUC is above every
-baseline's AND the paired evidence agrees: the promotion decision's `skill` gate for this model passed (paired block
-bootstrap against the majority baseline, and AUC not below the best other baseline), or, without a recorded gate,
-the lower end of its 95% AUC interval is above the best baseline's AUC. With scores it is otherwise "not_better";
-without scores for the model or for any baseline it is "unknown".
+baseline's, the lower end of its 95% AUC interval is above the best baseline's AUC (a lead inside the model's own
+interval may be noise), and, where the promotion decision recorded a `skill` gate for this model (paired block
+bootstrap against the majority baseline), that gate passed. With scores it is otherwise "not_better"; without scores
+for the model or for any baseline it is "unknown".
 """
 
 from __future__ import annotations
@@ -384,10 +384,10 @@ def verdict_of(scores: Mapping[str, ModelScore], served: str, skill: GatePublic 
             f"{head} is not better than {_name(best.name)}: its lead over {_name(best.name)}'s {best.auc:.3f} did "
             f"not pass the skill gate ({skill.detail})."
         )
-    if skill is None and not mine.auc_ci[0] > best.auc:
+    if not mine.auc_ci[0] > best.auc:
         return "not_better", (
-            f"{head} is not better than {_name(best.name)}: its 95% interval starts below "
-            f"{_name(best.name)}'s {best.auc:.3f}, so the lead may be noise."
+            f"{head} is not clearly better than {_name(best.name)}: {_name(best.name)}'s AUC {best.auc:.3f} is "
+            "inside its 95% interval, so the lead may be noise."
         )
     others = ", ".join(_name(n) for n in sorted(baselines))
     return "better", (
