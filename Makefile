@@ -76,8 +76,20 @@ unit: $(DEV_STAMP)
 integration: $(DEV_STAMP) system-deps deploy-tools
 	$(BIN)/pytest tests/integration -q
 
-bench: $(DEV_STAMP)
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+# Locust drives `bench_api.py --locust` (the load test of tests/load), installed on first use into a venv of its own:
+# not the project's, and not .venv-tools (Locust pulls in pytest, which needs a `packaging` that checkov refuses).
+# wrk (Debian: apt-get install -y wrk) drives the other API figures.
+LOCUST_VENV := .venv-locust
+LOCUST := $(LOCUST_VENV)/bin/locust
+$(LOCUST):
+	$(PYTHON) -m venv $(LOCUST_VENV)
+	$(LOCUST_VENV)/bin/pip install -q locust==2.47.0
+
+bench: $(DEV_STAMP) $(LOCUST)
+	@for b in benchmarks/bench_*.py; do \
+	  echo "== $$b"; args=""; [ "$$b" = benchmarks/bench_api.py ] && args="--locust"; \
+	  $(BIN)/python $$b $$args || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .tools .trendcast .mypy_cache .ruff_cache .pytest_cache

@@ -197,10 +197,13 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(10.0, gt=0.0)  # a body that stops arriving this long gets 408
     trusted_proxies: list[str] = []  # IPs/CIDRs whose X-Forwarded-For/-Proto are believed (default: nobody)
     batch_max_items: int = Field(64, ge=1, le=10_000)
+    ticker_cache_size: int = Field(64, ge=0)  # tickers whose feature matrix each worker keeps (0: off)
     model_alias: str = "champion"
     model_dir: Path | None = None  # serve a saved DirectionModel folder instead of the registry champion
     explain_background: int = Field(32, ge=1)  # training windows saved with the model as the explainer background
     model_poll_seconds: float | None = Field(None, gt=0.0)  # the service checks the champion alias this often
+    serve_quantized: bool = True  # serve the bundle's int8 graph when its record says it agrees with float32
+    onnx_threads: int = Field(1, ge=1, le=256)  # ONNX Runtime intra-op threads per worker (they never spin)
 
     # drift (reference saved with the model; compared with recent stored days and recent request inputs)
     drift_psi_warn: float = Field(0.1, gt=0.0)

@@ -7,11 +7,16 @@ scaled-window predictions (most traffic), ticker predictions (cache hits after t
 occasional model-info read. Set TRENDCAST_API_KEY when the server requires keys. Run the server with
 TRENDCAST_RATE_LIMIT_ENABLED=false (or a high TRENDCAST_RATE_LIMIT), or most requests will be 429s.
 
+The bodies are encoded once, at the start, and shared by every user: with 1000 users, building and encoding a
+60 x 51 window per request (or keeping 8 per user) would cost Locust more CPU and memory than the server spends
+answering, and Locust shares the machine's cores with the server in `benchmarks/bench_api.py --locust`.
+
 pytest does not collect this file (it is not named test_*), and importing it needs locust.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from typing import Any
@@ -22,20 +27,29 @@ API_KEY = os.environ.get("TRENDCAST_API_KEY")
 shape: dict[str, Any] = {"window": 60, "n_features": 51, "tickers": []}
 
 
+JSON = {"Content-Type": "application/json"}
+BODIES = 16  # distinct windows (and batches of 4 of them), encoded once
+
+
 @events.test_start.add_listener
 def read_model_shape(environment: Any, **_: Any) -> None:
-    """Ask the server what the model expects, so the windows have the right shape."""
-    import httpx
+    """Ask the server what the model expects, so the windows have the right shape; encode the bodies once."""
+    import requests  # a dependency of locust
 
     headers = {"X-API-Key": API_KEY} if API_KEY else {}
-    with httpx.Client(base_url=environment.host, headers=headers, timeout=10) as client:
-        info = client.get("/api/v1/model/info").json()
-        shape.update(window=info["window"], n_features=info["n_features"])
-        shape["tickers"] = [t["ticker"] for t in client.get("/api/v1/tickers").json()["tickers"]]
+    info = requests.get(f"{environment.host}/api/v1/model/info", headers=headers, timeout=10).json()
+    shape.update(window=info["window"], n_features=info["n_features"])
+    tickers = requests.get(f"{environment.host}/api/v1/tickers", headers=headers, timeout=10).json()["tickers"]
+    shape["tickers"] = [t["ticker"] for t in tickers]
+    windows = [scaled_window() for _ in range(BODIES)]
+    shape["sequences"] = [json.dumps({"sequence": w}).encode() for w in windows]
+    shape["batches"] = [
+        json.dumps({"items": [{"sequence": w} for w in random.sample(windows, 4)]}).encode() for _ in range(BODIES)
+    ]
 
 
 def scaled_window() -> list[list[float]]:
-    return [[random.gauss(0.0, 1.0) for _ in range(shape["n_features"])] for _ in range(shape["window"])]
+    return [[round(random.gauss(0.0, 1.0), 6) for _ in range(shape["n_features"])] for _ in range(shape["window"])]
 
 
 class TrendcastUser(HttpUser):
@@ -44,11 +58,11 @@ class TrendcastUser(HttpUser):
     def on_start(self) -> None:
         if API_KEY:
             self.client.headers["X-API-Key"] = API_KEY
-        self.windows = [scaled_window() for _ in range(8)]  # built once: measure the server, not the client
 
     @task(20)
     def predict_sequence(self) -> None:
-        self.client.post("/api/v1/predict", json={"sequence": random.choice(self.windows)}, name="predict sequence")
+        body = random.choice(shape["sequences"])
+        self.client.post("/api/v1/predict", data=body, headers=JSON, name="predict sequence")
 
     @task(4)
     def predict_ticker(self) -> None:
@@ -58,8 +72,8 @@ class TrendcastUser(HttpUser):
 
     @task(2)
     def predict_batch(self) -> None:
-        items = [{"sequence": window} for window in random.sample(self.windows, 4)]
-        self.client.post("/api/v1/predict/batch", json={"items": items}, name="predict batch of 4")
+        body = random.choice(shape["batches"])
+        self.client.post("/api/v1/predict/batch", data=body, headers=JSON, name="predict batch of 4")
 
     @task(1)
     def model_info(self) -> None:

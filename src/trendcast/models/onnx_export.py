@@ -88,17 +88,30 @@ def export_onnx(model: BiLSTMModel, path: str | Path) -> Path:
     return out
 
 
+def session_options(threads: int = 1) -> ort.SessionOptions:
+    """`threads` intra-op threads that sleep when idle, one graph node at a time.
+
+    ONNX Runtime's defaults (one intra-op thread per physical core, spinning while waiting for work) suit one
+    process owning the machine. A service runs one worker per core, so each session gets one thread
+    (Settings.onnx_threads), and spinning is off: a spinning thread burns the core another worker needs.
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 class OnnxPredictor:
-    """ONNX Runtime session for an exported Bi-LSTM; `threads` is ONNX Runtime's intra-op thread count."""
+    """ONNX Runtime session for an exported Bi-LSTM (float32 or int8); `threads` is the intra-op thread count."""
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         file = Path(path)
         if not file.is_file():
             raise ModelNotReadyError(f"no ONNX model at {file}; create one with export_onnx(model, path)")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(file), session_options(threads), providers=["CPUExecutionProvider"])
         shape = self.session.get_inputs()[0].shape  # ["batch", window, n_features]
         self.window, self.n_features = int(shape[1]), int(shape[2])
 

@@ -285,11 +285,16 @@ def _register_challenger(
 ) -> tuple[DirectionModel, Registered]:
     """Fit the challenger on every labelled sample, save its bundle (with the walk-forward out-of-sample predictions
     of its own kind and the report), register it, then record the decision (the aliases move last: a failure before
-    leaves the champion where it was)."""
+    leaves the champion where it was).
+
+    The int8 copy of an ONNX-served model is checked against float32 on the last walk-forward test fold's windows.
+    The final model was fitted on those days too; the check measures quantisation's numerical fidelity on recent,
+    realistic inputs, not generalisation (trendcast.models.quantize)."""
     from trendcast import tracking
 
     assert decision.challenger is not None
     final = fit_final(settings, ws, decision.challenger.name, config)
+    last_test = ws.take(result.folds[-1].fold.test_mask(ws.dates)) if result.folds else None
     folder = write_bundle(
         final,
         ws,
@@ -298,6 +303,7 @@ def _register_challenger(
         seed=config.seed,
         predictions=result.predictions.get(final.name),
         report=sanitise(report),
+        quantize_check=last_test,
     )
     version = tracking.log_model(settings, final, folder, tags=version_tags(final, decision))
     record_promotion(settings, decision, version.version)

@@ -54,6 +54,7 @@ from trendcast.serving.security import (
     redoc_script,
     swagger_html,
 )
+from trendcast.serving.ticker_cache import TickerFeatureCache
 
 logger = logging.getLogger("trendcast.serving")
 
@@ -77,6 +78,7 @@ def _services(settings: Settings, loader: ModelLoader) -> Services:
         limiter=RateLimiter.from_settings(settings),
         api_keys=KeyRing(settings.all_api_keys()),
         admin_keys=KeyRing(settings.all_admin_keys()),
+        features=TickerFeatureCache(settings.ticker_cache_size),
     )
 
 
@@ -111,6 +113,7 @@ def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextMan
                 await services.watcher.stop()
             await services.cache.close()
             services.store.close()
+            services.features.close()
 
     return lifespan
 

@@ -28,6 +28,7 @@ from trendcast.serving.inference import ModelLoader, ModelSlot, ServingModel
 from trendcast.serving.metrics import ServiceMetrics
 from trendcast.serving.ratelimit import RateLimiter
 from trendcast.serving.security import API_KEY_HEADER, KeyRing, basic_auth_password
+from trendcast.serving.ticker_cache import TickerFeatureCache
 
 if TYPE_CHECKING:
     from trendcast.serving.model_sync import GenerationWatcher
@@ -74,6 +75,7 @@ class Services:
     limiter: RateLimiter | None
     api_keys: KeyRing
     admin_keys: KeyRing
+    features: TickerFeatureCache  # stored tickers' feature matrices (the ticker form of the predict routes)
     watcher: GenerationWatcher | None = None  # set when Redis is configured: keeps all workers on one model
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -4,9 +4,12 @@
       -> ServingModel(served, backend, batcher)   built once per worker; never mutated afterwards
       -> ModelSlot.current                        ONE reference; reload replaces it, in-flight requests keep theirs
 
-Backends: `OnnxBackend` (ONNX Runtime session on `onnx_path`, the Bi-LSTM's exported graph) when the loaded model
-has one, `EagerBackend` (`model.predict_scaled`, PyTorch for the Bi-LSTM, scikit-learn/LightGBM for baselines)
-otherwise. Both take scaled windows (n, window, n_features) float32 and return (n, 3) probabilities.
+Backends: `OnnxBackend` (ONNX Runtime session, the Bi-LSTM's exported graph) when the loaded model has one: the
+int8 copy (`onnx-int8`) when the bundle's quantisation record says it agreed with float32 and
+TRENDCAST_SERVE_QUANTIZED is on, else the float32 graph (`onnx`); `EagerBackend` (`model.predict_scaled`, PyTorch
+for the Bi-LSTM, scikit-learn/LightGBM for baselines) otherwise. All take scaled windows (n, window, n_features)
+float32 and return (n, 3) probabilities. Sessions use TRENDCAST_ONNX_THREADS intra-op threads (default 1) that do
+not spin, so one worker per core does not steal the next worker's core.
 
 `MicroBatcher` gathers the requests that are ready when a forward pass can start into one batch (no timer, so a
 lone request is never delayed): under load one pass serves many requests, which costs about half as much CPU per
@@ -46,6 +49,7 @@ from trendcast.serving.metrics import ServiceMetrics
 logger = logging.getLogger("trendcast.serving")
 
 MAX_BATCH = 64  # samples per forward pass gathered by the micro-batcher
+INT8_BACKEND = "onnx-int8"  # the backend name while the quantised graph answers
 SETTLE_ROUNDS = 2  # event-loop rounds without a new request before a batch starts
 
 
@@ -91,23 +95,26 @@ class EagerBackend:
 
 
 class OnnxBackend:
-    """An ONNX Runtime session over the exported network (trendcast.models.onnx_export.OnnxPredictor)."""
+    """An ONNX Runtime session over the exported network (trendcast.models.onnx_export.OnnxPredictor); named
+    `onnx-int8` over the quantised graph, `onnx` over the float32 one."""
 
-    name = "onnx"
-
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, threads: int = 1, quantized: bool = False) -> None:
         from trendcast.models.onnx_export import OnnxPredictor
 
-        self._predictor = OnnxPredictor(path)
+        self.name = INT8_BACKEND if quantized else "onnx"
+        self.predictor = OnnxPredictor(path, threads=threads)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        proba, _attention = self._predictor.predict(x)
+        proba, _attention = self.predictor.predict(x)
         return np.asarray(proba, dtype=np.float64)
 
 
-def make_backend(served: ModelBundle) -> Backend:
+def make_backend(served: ModelBundle, *, quantized: bool = True, onnx_threads: int = 1) -> Backend:
+    """The int8 graph when `quantized` and the bundle's record accepted it, else the float32 graph, else eager."""
+    if quantized and served.int8_path is not None:
+        return OnnxBackend(served.int8_path, threads=onnx_threads, quantized=True)
     if served.onnx_path is not None:
-        return OnnxBackend(served.onnx_path)
+        return OnnxBackend(served.onnx_path, threads=onnx_threads)
     return EagerBackend(served.model)
 
 
@@ -225,9 +232,16 @@ def _timed(backend: Backend, metrics: ServiceMetrics) -> Callable[[np.ndarray], 
     return predict
 
 
-def build_serving_model(served: ModelBundle, metrics: ServiceMetrics, recent_size: int = 2000) -> ServingModel:
-    """Wrap a loaded model for serving: pick the backend and warm it up with one forward pass."""
-    backend = make_backend(served)
+def build_serving_model(
+    served: ModelBundle,
+    metrics: ServiceMetrics,
+    recent_size: int = 2000,
+    *,
+    quantized: bool = True,
+    onnx_threads: int = 1,
+) -> ServingModel:
+    """Wrap a loaded model for serving: pick the backend (see `make_backend`) and warm it up with one forward pass."""
+    backend = make_backend(served, quantized=quantized, onnx_threads=onnx_threads)
     n_features = len(served.model.feature_names)
     warm = np.zeros((1, served.model.window, n_features), dtype=np.float32)
     backend.predict(warm)  # first call allocates; do it before traffic arrives

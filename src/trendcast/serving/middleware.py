@@ -5,8 +5,9 @@ For every HTTP request it
 2. refuses bodies over Settings.max_body_bytes with 413 BEFORE anything reads them: at once when Content-Length says
    so, and while streaming (chunked bodies) as soon as the running total passes the limit; a body that stops
    arriving for Settings.body_timeout_seconds gets 408; request headers over Settings.max_header_bytes get 431;
-   a body on /api/ that is not declared `application/json` gets 415, and so does any Content-Encoding but
-   identity (so a cross-origin "simple" POST cannot reach the API);
+   a body on /api/ that is not declared `application/json` gets 415 (the predict routes also take the binary
+   window types of `serving.binary`), and so does any Content-Encoding but identity (so a cross-origin "simple"
+   POST cannot reach the API);
 3. adds the security headers (keeping a Cache-Control the response set itself, e.g. the dashboard's static files)
    and the path's Content-Security-Policy: `csp_by_path` maps exact paths, or prefixes written with a trailing `*`
    ("/static/*"); anything else gets the JSON API's policy (and X-RateLimit-* when a limit applied);
@@ -28,6 +29,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trendcast.serving.binary import BINARY_ROUTES, BINARY_TYPES
 from trendcast.serving.errors import INTERNAL_MESSAGE, ApiError, error_body
 from trendcast.serving.logging import ACCESS_LOGGER, request_id_var
 from trendcast.serving.metrics import ServiceMetrics
@@ -41,6 +43,7 @@ UNMATCHED_ROUTE = "<unmatched>"  # one label for every unknown path, so scanners
 CLIENT_CLOSED = 499  # nginx's status for a request the client abandoned; never sent, only recorded
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_TYPES = frozenset({b"application/json"})
+WINDOW_TYPES = JSON_TYPES | {t.encode() for t in BINARY_TYPES}  # what the predict routes read (serving.binary)
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ class ServiceMiddleware:
                 raise BodyTooLargeError(self.max_body_bytes)  # refused before a single body byte is read
         has_body = (length is not None and length != b"0") or _header(scope, b"transfer-encoding") is not None
         if has_body and scope["method"] in BODY_METHODS and scope["path"].startswith("/api/"):
-            _check_json_request(scope)
+            _check_media_type(scope)
         await self.app(scope, self._limited(receive), send)
 
     def _limited(self, receive: Receive) -> Receive:
@@ -249,17 +252,13 @@ class ServiceMiddleware:
             )
 
 
-def _check_json_request(scope: Scope) -> None:
-    """415 unless the body is declared JSON and not encoded: the API reads nothing else."""
+def _check_media_type(scope: Scope) -> None:
+    """415 unless the body is declared JSON (or, on the predict routes, binary windows) and not encoded: the API
+    reads nothing else."""
     content_type = (_header(scope, b"content-type") or b"").split(b";", 1)[0].strip().lower()
-    if content_type not in JSON_TYPES:
-        shown = content_type.decode("latin-1")[:100] or "none"
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"Content-Type {shown!r} is not accepted: send the body as JSON with Content-Type: application/json.",
-            {"accepted": sorted(t.decode() for t in JSON_TYPES)},
-        )
+    accepted = WINDOW_TYPES if scope["path"] in BINARY_ROUTES else JSON_TYPES
+    if content_type not in accepted:
+        raise _unsupported_media_type(content_type, accepted)
     encoding = (_header(scope, b"content-encoding") or b"identity").strip().lower()
     if encoding != b"identity":
         raise ApiError(
@@ -267,6 +266,19 @@ def _check_json_request(scope: Scope) -> None:
             "unsupported_content_encoding",
             f"Content-Encoding {encoding.decode('latin-1')[:50]!r} is not accepted: send the body uncompressed.",
         )
+
+
+def _unsupported_media_type(content_type: bytes, accepted: frozenset[bytes]) -> ApiError:
+    shown = content_type.decode("latin-1")[:100] or "none"
+    if accepted is JSON_TYPES:
+        only = f" here (binary windows are read only by {' and '.join(sorted(BINARY_ROUTES))})"
+        where = only if content_type in WINDOW_TYPES else ""
+        message = f"Content-Type {shown!r} is not accepted{where}: send the body as JSON with Content-Type: "
+        message += "application/json."
+    else:
+        message = f"Content-Type {shown!r} is not accepted: send JSON with Content-Type: application/json, or "
+        message += f"scaled windows as {' or '.join(sorted(BINARY_TYPES))} (see docs/api.md, Binary bodies)."
+    return ApiError(415, "unsupported_media_type", message, {"accepted": sorted(t.decode() for t in accepted)})
 
 
 async def _send_json(send: Send, status: int, body: bytes, headers: Iterable[tuple[str, str]]) -> None:

@@ -32,10 +32,17 @@ async def load_model(services: Services) -> tuple[ServingModel | None, ServingMo
     """Load the current champion through the loader and swap it in. Returns (old, new). Raises what the loader
     raises (ModelNotReadyError, ModelError), leaving the old model in place."""
     async with services.reload_lock:
-        served = await asyncio.to_thread(services.loader, services.settings)
-        _limit_torch_threads(services.settings.torch_threads)
-        size = services.settings.drift_sample_size
-        new = await asyncio.to_thread(build_serving_model, served, services.metrics, size)
+        settings = services.settings
+        served = await asyncio.to_thread(services.loader, settings)
+        _limit_torch_threads(settings.torch_threads)
+        new = await asyncio.to_thread(
+            build_serving_model,
+            served,
+            services.metrics,
+            settings.drift_sample_size,
+            quantized=settings.serve_quantized,
+            onnx_threads=settings.onnx_threads,
+        )
         old = services.slot.swap(new)
     services.metrics.set_model(served.name, served.version, served.alias, new.backend.name)
     logger.info(

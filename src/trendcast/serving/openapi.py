@@ -4,7 +4,9 @@
 this module adds their real contract: `oneOf` the sequence form and the ticker form, from the strict Pydantic
 models in `schemas`. Once a model is loaded the sequence's exact shape (window x n_features) is written into the
 schema (minItems = maxItems), with a correctly shaped example, so clients and schemathesis generate valid windows.
-The document is rebuilt after a reload (the shape may change). The API key is marked optional on /api/v1 when
+The document is rebuilt after a reload (the shape may change). /api/v1/predict and /api/v1/predict/batch also list
+the binary window bodies of `serving.binary` (`format: binary`, described with the model's shape) so that Swagger
+offers them. The API key is marked optional on /api/v1 when
 the server has no user keys (it is then only needed on /api/v1/admin).
 """
 
@@ -16,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from trendcast.serving.binary import BINARY_ROUTES, NPY, OCTET_STREAM, SHAPE_HEADER
 from trendcast.serving.dependencies import Services
 from trendcast.serving.schemas import (
     BatchRequest,
@@ -56,6 +59,27 @@ def _request_body(models: tuple[type[BaseModel], ...], examples: dict[str, Any])
     return {"required": True, "content": {"application/json": {"schema": schema, "examples": examples}}}
 
 
+def _binary_bodies(path: str, services: Services) -> dict[str, Any]:
+    """The binary content entries of a predict route, with this server's window shape once a model is loaded."""
+    current = services.slot.current
+    window, n = (str(current.window), str(current.n_features)) if current is not None else ("window", "n_features")
+    if path == "/api/v1/predict":
+        count, npy_shape = "exactly one window", f"({window}, {n}) or (1, {window}, {n})"
+    else:
+        limit = services.settings.batch_max_items
+        count, npy_shape = f"1 to {limit} windows", f"(k, {window}, {n}) with k <= {limit} (a 2-D array is one window)"
+    octets = (
+        f"Scaled windows as raw float32, little-endian, row-major (oldest row first): {count} of {window} x {n}, "
+        f"back to back (`np.asarray(windows, '<f4').tobytes()`). The count follows from the length; an optional "
+        f"`{SHAPE_HEADER}: k,{window},{n}` header states it and is checked."
+    )
+    npy = f"Scaled windows as one .npy file (`np.save`, float32 best; float64 and integers are converted): {npy_shape}."
+    return {
+        media: {"schema": {"type": "string", "format": "binary", "description": text}}
+        for media, text in ((OCTET_STREAM, octets), (NPY, npy))
+    }
+
+
 def _examples(path: str, services: Services) -> dict[str, Any]:
     current = services.slot.current
     ticker = {"ticker": "MSFT", "as_of": "2012-12-28"}
@@ -90,7 +114,14 @@ def build_openapi(app: FastAPI, services: Services) -> dict[str, Any]:
             _fix_sequence(components[name], current.window, current.n_features)
     components["BatchRequest"]["properties"]["items"]["maxItems"] = services.settings.batch_max_items
     for path, group in BODIES.items():
-        schema["paths"][path]["post"]["requestBody"] = _request_body(group, _examples(path, services))
+        body = _request_body(group, _examples(path, services))
+        if path in BINARY_ROUTES:
+            body["content"].update(_binary_bodies(path, services))
+            body["description"] = (
+                "JSON (the default), or scaled windows as a binary body: faster for windows, nothing to parse. "
+                "The windows are already scaled, exactly as `sequence`; see docs/api.md, Binary bodies."
+            )
+        schema["paths"][path]["post"]["requestBody"] = body
     if not services.api_keys:
         _make_key_optional(schema)
     return schema

@@ -143,13 +143,34 @@ class ExplanationPublic(BaseModel):
     explanation: dict[str, Any] = Field(description="trendcast.explain's explanation object (to_dict()).")
 
 
+class QuantizationInfo(BaseModel):
+    """How the model's int8 graph compared with float32 when it was trained, and whether it answers now."""
+
+    file: str = Field(description="The int8 graph's file in the model folder (removed when not accepted).")
+    agreement: float = Field(description="Share of the compared windows with the same predicted class.")
+    max_abs_diff: float = Field(description="Largest |p_int8 - p_float32| over the compared windows and classes.")
+    n: int = Field(description="Windows compared: a sample of the last walk-forward test fold's.")
+    source: str = Field(description="Which windows were compared.")
+    min_agreement: float = Field(description="Agreement needed to accept the int8 graph.")
+    max_abs_diff_allowed: float = Field(description="Largest probability difference accepted.")
+    accepted: bool = Field(description="Both thresholds met: the int8 graph may serve.")
+    served: bool = Field(description="The int8 graph answers now (accepted and TRENDCAST_SERVE_QUANTIZED on).")
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
     alias: str
     run_id: str | None
     model_type: str = Field(description="Registry key of the model class, e.g. bilstm, logreg.")
-    backend: str = Field(description="onnx (ONNX Runtime) or eager (the model's own predict).")
+    backend: str = Field(
+        description="onnx-int8 (ONNX Runtime, the int8 graph), onnx (ONNX Runtime, float32) or eager (the model's "
+        "own predict)."
+    )
+    quantization: QuantizationInfo | None = Field(
+        description="The int8 graph's check against float32; null when the model has none (not an ONNX model, or "
+        "saved without the check)."
+    )
     trained_through: date | None
     features: list[str]
     n_features: int

@@ -5,12 +5,18 @@ rejected with a 4xx.
 The operations are driven through schemathesis' Python API (`as_strategy` + Hypothesis) rather than its pytest
 plugin, which does not run under the pytest version used here. Examples per operation and mode are bounded so the
 whole contract test takes well under a minute.
+
+The binary window bodies of the predict routes (application/octet-stream, application/x-npy) are left out: for
+`format: binary` schemathesis sends random bytes, which never have a window's exact length (all 400s, using up
+about a third of the examples meant for JSON), and it cannot serialise application/x-npy at all. They are tested
+in tests/unit/serving/test_binary_body.py (including a fuzz of random bytes) and test_binary_http.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -37,6 +43,7 @@ CHECKS = [
     negative_data_rejection,
 ]
 EXAMPLES = 30  # per operation and generation mode
+JSON_ONLY = ("application/json",)
 WITH_BODY = ("POST /api/v1/predict", "POST /api/v1/predict/batch", "POST /api/v1/explain")
 
 
@@ -51,8 +58,19 @@ def run_operation(operation: Any, mode: GenerationMode, server: Server) -> None:
     check()
 
 
+def json_bodies_only(document: dict[str, Any]) -> dict[str, Any]:
+    """The published document without the binary request bodies (see the module doc)."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            content = operation.get("requestBody", {}).get("content", {})
+            for media_type in [m for m in content if m not in JSON_ONLY]:
+                del content[media_type]
+    return document
+
+
 def test_api_contract(server: Server) -> None:
-    schema = schemathesis.openapi.from_url(f"{server.base_url}/api/openapi.json")
+    document = httpx.get(f"{server.base_url}/api/openapi.json", timeout=10).json()
+    schema = schemathesis.openapi.from_dict(json_bodies_only(document))
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     labels = {op.label for op in operations}
     assert {

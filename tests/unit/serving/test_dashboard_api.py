@@ -208,7 +208,12 @@ def score(name: str, auc: float, ci: tuple[float, float]) -> ModelScore:
         ),
         (score("lightgbm", 0.600, (0.61, 0.64)), False, "not_better", "did not pass the skill gate (p too high)"),
         (score("lightgbm", 0.600, (0.57, 0.63)), None, "not_better", "momentum's AUC 0.580 is inside its 95% interval"),
-        (score("lightgbm", 0.600, (0.57, 0.63)), True, "not_better", "is not clearly better than momentum"),  # gate passed
+        (
+            score("lightgbm", 0.600, (0.57, 0.63)),
+            True,
+            "not_better",
+            "is not clearly better than momentum",
+        ),  # gate passed
         (score("lightgbm", 0.600, (0.59, 0.63)), None, "better", "LightGBM (AUC 0.600 [0.590, 0.630]) is better"),
         (score("lightgbm", math.nan, (math.nan, math.nan)), None, "unknown", "unknown"),
     ],

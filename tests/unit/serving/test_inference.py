@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.unit.serving.support import FEATURES, WINDOW, filled_store, fit_tiny_model
+from tests.unit.serving.support import FEATURES, WINDOW, filled_store, fit_tiny_model, tiny_model_dir
 from trendcast.config import Settings
 from trendcast.errors import InsufficientHistoryError, MissingPricesError, ModelNotReadyError
+from trendcast.models.bundle import read_bundle
 from trendcast.serving.errors import ApiError
 from trendcast.serving.inference import (
     EXACT,
@@ -20,6 +21,7 @@ from trendcast.serving.inference import (
     MicroBatcher,
     folder_version,
     load_model_dir,
+    make_backend,
     parse_sequence,
     ticker_window,
 )
@@ -153,3 +155,28 @@ def test_model_folder_version_and_loading(tmp_path: Path, saved_model: Path) -> 
     assert folder_version(copy) != loaded.version
     with pytest.raises(ModelNotReadyError):
         load_model_dir(Settings(data_dir=tmp_path, model_dir=tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnx"])
+def test_concurrency_changes_no_answer(tmp_path: Path, backend: str) -> None:
+    """Sixty concurrent requests of 1-3 windows, batched however they arrive, get the answers each would get alone."""
+    folder = tiny_model_dir(tmp_path / "bilstm", "bilstm", onnx=backend == "onnx")
+    served = read_bundle(folder, name="t", version="1", alias="local")
+    predict = make_backend(served).predict
+    rng = np.random.default_rng(1)
+    inputs = [rng.normal(size=(int(rng.integers(1, 4)), WINDOW, len(FEATURES))).astype(np.float32) for _ in range(60)]
+    alone = [predict(x) for x in inputs]
+    sizes: list[int] = []
+
+    def counted(x: np.ndarray) -> np.ndarray:
+        sizes.append(len(x))
+        return predict(x)
+
+    async def scenario() -> list[np.ndarray]:
+        batcher = MicroBatcher(counted, max_batch=16)
+        return list(await asyncio.gather(*(batcher.predict(x) for x in inputs)))
+
+    together = asyncio.run(scenario())
+    assert max(sizes) > 3  # requests did share passes
+    for got, expected in zip(together, alone, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)

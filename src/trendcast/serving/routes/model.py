@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from trendcast.serving.dependencies import ModelDep
-from trendcast.serving.inference import ServingModel
+from trendcast.serving.inference import INT8_BACKEND, ServingModel
 from trendcast.serving.routes.predictions import PREDICT_ERRORS
-from trendcast.serving.schemas import ModelInfo
+from trendcast.serving.schemas import ModelInfo, QuantizationInfo
 
 router = APIRouter(prefix="/api/v1", tags=["model"])
 
@@ -21,6 +21,7 @@ def model_info(serving: ServingModel) -> ModelInfo:
         run_id=served.run_id,
         model_type=model.name,
         backend=serving.backend.name,
+        quantization=quantization_info(serving),
         trained_through=model.trained_through.date() if model.trained_through is not None else None,
         features=list(model.feature_names),
         n_features=len(model.feature_names),
@@ -32,6 +33,23 @@ def model_info(serving: ServingModel) -> ModelInfo:
     )
 
 
+def quantization_info(serving: ServingModel) -> QuantizationInfo | None:
+    record = serving.served.quantization
+    if record is None:
+        return None
+    return QuantizationInfo(
+        file=record.file,
+        agreement=record.agreement,
+        max_abs_diff=record.max_abs_diff,
+        n=record.n,
+        source=record.source,
+        min_agreement=record.thresholds.min_agreement,
+        max_abs_diff_allowed=record.thresholds.max_abs_diff,
+        accepted=record.accepted,
+        served=serving.backend.name == INT8_BACKEND,
+    )
+
+
 @router.get(
     "/model/info",
     summary="The model being served",
@@ -39,6 +57,7 @@ def model_info(serving: ServingModel) -> ModelInfo:
 )
 async def info(serving: ModelDep) -> ModelInfo:
     """Name, registry version and alias, trained-through date, the features in input order, window and horizon,
-    and the walk-forward metrics it was promoted with. A `sequence` for /api/v1/predict is `window` rows of
-    `n_features` values in this feature order."""
+    the walk-forward metrics it was promoted with, the backend that answers, and how its int8 graph compared with
+    float32 (`quantization`). A `sequence` for /api/v1/predict is `window` rows of `n_features` values in this
+    feature order."""
     return model_info(serving)

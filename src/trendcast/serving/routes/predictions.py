@@ -3,7 +3,8 @@
 Bodies are read raw and parsed with orjson; a `sequence` is checked with NumPy (shape, numbers only, finite as
 float32) instead of validating every float through Pydantic, which would cost more than the forward pass. The
 ticker form is small and goes through the strict Pydantic model. OpenAPI still publishes the exact request models
-(`serving.openapi`), so the contract is documented and checked by the schemathesis test.
+(`serving.openapi`), so the contract is documented and checked by the schemathesis test. The two predict routes
+also take scaled windows as binary bodies (`serving.binary`: raw float32 or a .npy file), which skip JSON entirely.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from trendcast.errors import TrendcastError
+from trendcast.serving.binary import SHAPE_HEADER, binary_media_type, decode_windows, read_body
 from trendcast.serving.cache import cache_key, ttl_for
 from trendcast.serving.dependencies import (
     ModelDep,
@@ -38,7 +40,6 @@ from trendcast.serving.inference import (
     ServingModel,
     TickerWindow,
     parse_sequence,
-    ticker_window,
 )
 from trendcast.serving.json_body import check_structure
 from trendcast.serving.schemas import (
@@ -53,11 +54,12 @@ router = APIRouter(prefix="/api/v1", tags=["predictions"])
 
 _ERR = {"model": ErrorResponse}
 PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {**_ERR, "description": "Body is not JSON"},
+    400: {**_ERR, "description": "Body is not JSON; a binary body of the wrong length or a corrupt .npy"},
     401: {**_ERR, "description": "Missing or invalid API key (when keys are configured)"},
     404: {**_ERR, "description": "Unknown ticker"},
     413: {**_ERR, "description": "Body larger than max_body_bytes"},
-    422: {**_ERR, "description": "Wrong shape, non-numbers, NaN/inf, bad date, too little history"},
+    415: {**_ERR, "description": "Content-Type not accepted (JSON, or the binary window types on the predict routes)"},
+    422: {**_ERR, "description": "Wrong shape, non-numbers, NaN/inf, bad date, too little history, bad X-Shape"},
     429: {**_ERR, "description": "Rate limit exceeded (see Retry-After)"},
     503: {**_ERR, "description": "No model loaded, or the price store is unavailable"},
 }
@@ -80,6 +82,27 @@ def parse_object(raw: bytes) -> dict[str, Any]:
         raise ApiError(422, "invalid_body", 'The body must be a JSON object, e.g. {"ticker": "MSFT"}.')
     check_structure(raw, payload)
     return payload
+
+
+async def binary_windows(request: Request, serving: ServingModel) -> np.ndarray | None:
+    """(k, window, n_features) float32 windows from a binary body (serving.binary), or None for a JSON body."""
+    media_type = binary_media_type(request.headers.get("content-type"))
+    if media_type is None:
+        return None
+    body = await read_body(request)
+    return decode_windows(body, media_type, request.headers.get(SHAPE_HEADER), serving.window, serving.n_features)
+
+
+def _one_window(x: np.ndarray) -> np.ndarray:
+    if len(x) != 1:
+        raise ApiError(
+            422,
+            "invalid_sequence",
+            f"The body holds {len(x)} windows; /api/v1/predict takes exactly one: send several to "
+            "/api/v1/predict/batch. (Raw float64 bytes read as float32 look like twice the windows: send float32.)",
+            {"windows": len(x)},
+        )
+    return x
 
 
 def validate_ticker_request(item: dict[str, Any], where: str = "") -> TickerRequest:
@@ -152,8 +175,9 @@ def prediction_dict(
 
 
 def stored_window(services: Services, ticker: str, as_of: date | None, serving: ServingModel) -> TickerWindow:
-    """The model's input for a stored ticker (blocking: store and features; call it in a worker thread)."""
-    return ticker_window(services.store.get(), ticker, as_of, serving.model)
+    """The model's input for a stored ticker (blocking: store and features; call it in a worker thread), from the
+    worker's feature cache (serving.ticker_cache: one freshness query and a slice instead of every indicator)."""
+    return services.features.window(services.store.get(), ticker, as_of, serving.model, serving.served.version)
 
 
 async def ticker_probabilities(
@@ -208,26 +232,35 @@ def _json(data: dict[str, Any]) -> Response:
 )
 async def predict(request: Request) -> Response:
     """Send either a scaled window `{"sequence": [[...], ...]}` (window x features, see /api/v1/model/info) or a
-    stored ticker `{"ticker": "MSFT", "as_of": "2012-12-28"}`; get the class, its probability and all three."""
+    stored ticker `{"ticker": "MSFT", "as_of": "2012-12-28"}`; get the class, its probability and all three.
+    The window may also come as binary: raw float32 (`application/octet-stream`) or a .npy file (`application/x-npy`)."""
     started = time.perf_counter()
     services = services_of(request)
     serving = current_model(services)
+    x = await binary_windows(request, serving)
+    if x is not None:
+        proba = (await serving.predict(_one_window(x)))[0]
+        return _json(prediction_dict(proba, serving, services, started, source="sequence"))
     raw = await request.body()
     return _json(await predict_item(parse_object(raw), BodyScan.of(raw), services, serving, started))
 
 
 # -- batch -----------------------------------------------------------------------------------------------------------
+def _check_batch_size(count: int, limit: int, what: str = "items") -> None:
+    if count > limit:
+        raise ApiError(
+            422,
+            "too_many_items",
+            f"{count} {what} sent; at most {limit} per batch. Split the batch.",
+            {"max_items": limit},
+        )
+
+
 def _batch_items(payload: dict[str, Any], limit: int) -> list[Any]:
     items = payload.get("items")
     if set(payload) != {"items"} or not isinstance(items, list) or not items:
         raise ApiError(422, "invalid_body", 'Send {"items": [...]} with 1 or more prediction requests.')
-    if len(items) > limit:
-        raise ApiError(
-            422,
-            "too_many_items",
-            f"{len(items)} items sent; at most {limit} per batch. Split the batch.",
-            {"max_items": limit},
-        )
+    _check_batch_size(len(items), limit)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise ApiError(422, "invalid_body", f"items[{i}] must be a JSON object.", {"item": i})
@@ -242,10 +275,14 @@ def _batch_items(payload: dict[str, Any], limit: int) -> list[Any]:
 )
 async def predict_batch(request: Request) -> Response:
     """`{"items": [...]}` with up to `batch_max_items` items of either form; sequences share one forward pass.
-    The first invalid item fails the whole batch (4xx naming `items[i]`)."""
+    The first invalid item fails the whole batch (4xx naming `items[i]`). Windows may also come as one binary body
+    (`application/octet-stream` or `application/x-npy`, up to `batch_max_items` windows): one prediction each."""
     started = time.perf_counter()
     services = services_of(request)
     serving = current_model(services)
+    x = await binary_windows(request, serving)
+    if x is not None:
+        return await _predict_windows(request, x, services, serving, started)
     raw = await request.body()
     items = _batch_items(parse_object(raw), services.settings.batch_max_items)
     await enforce_rate_limit(request, services, cost=len(items) - 1)  # the first unit was taken by the guard
@@ -285,6 +322,19 @@ async def predict_batch(request: Request) -> Response:
                 cached=cached,
             )
         )
+    return _json(
+        {"predictions": results, "count": len(results), "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+    )
+
+
+async def _predict_windows(
+    request: Request, x: np.ndarray, services: Services, serving: ServingModel, started: float
+) -> Response:
+    """The batch response for (k, window, n_features) windows from a binary body: one forward pass."""
+    _check_batch_size(len(x), services.settings.batch_max_items, "windows")
+    await enforce_rate_limit(request, services, cost=len(x) - 1)  # the first unit was taken by the guard
+    probas = await serving.predict(x)
+    results = [prediction_dict(proba, serving, services, started, source="sequence") for proba in probas]
     return _json(
         {"predictions": results, "count": len(results), "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
     )
