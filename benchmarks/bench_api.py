@@ -250,6 +250,44 @@ def measure(
     )
 
 
+# Where a worker's CPU goes, by the innermost frame that names one of these (py-spy raw stacks).
+PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ONNX Runtime forward pass", ("session.run", "onnxruntime", "onnx_export.py", "quantize")),
+    ("JSON parse + NumPy checks", ("parse_object", "parse_sequence", "check_structure", "_numeric_array", "binary.py")),
+    ("response body (orjson)", ("prediction_dict", "_json (")),
+    ("Prometheus metrics", ("prometheus_client", "serving/metrics.py")),
+    ("access log", ("logging/__init__", "pythonjsonlogger", "serving/logging.py", "_record (")),
+    ("service middleware", ("serving/middleware.py",)),
+    ("FastAPI / Starlette", ("starlette/", "fastapi/")),
+    ("uvicorn / httptools", ("uvicorn/", "httptools")),
+    ("micro-batcher", ("MicroBatcher", "_drain (", "_gather (", "_take (")),
+    ("event loop", ("uvloop", "asyncio/")),
+)
+
+
+def worker_pids(process: subprocess.Popen[bytes]) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def profile_shares(files: list[Path]) -> dict[str, float]:
+    """Share of sampled worker CPU by category (PROFILE_CATEGORIES), from py-spy's raw (collapsed) stacks."""
+    counts: dict[str, int] = {}
+    for file in files:
+        for line in file.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not stack:
+                continue
+            frames = stack.split(";")[::-1]
+            found = next(
+                (name for frame in frames for name, keys in PROFILE_CATEGORIES if any(k in frame for k in keys)),
+                "other",
+            )
+            counts[found] = counts.get(found, 0) + int(n)
+    total = sum(counts.values()) or 1
+    return {name: n / total for name, n in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+
 @dataclass
 class Bench:
     args: argparse.Namespace
@@ -287,6 +325,8 @@ class Bench:
             run_wrk(url, 4, 2, self.one, self.body)  # warm-up, not reported
             for connections in self.args.connections:
                 results.append(measure(f"{name} sequence", process, url, connections, *self._seq))
+            if self.args.profile and name == "trendcast":
+                self.profile(process, url)
             if not self.args.no_binary:
                 binary = self.body.with_suffix(".bin")
                 for connections in self.args.connections[-1:]:
@@ -302,6 +342,41 @@ class Bench:
     @property
     def _seq(self) -> tuple[int, Path, Path]:
         return self.args.duration, self.one, self.body
+
+    def profile(self, process: subprocess.Popen[bytes], url: str) -> None:
+        """py-spy on every worker during one more run at the highest connection count; prints CPU ms by category."""
+        spy = ROOT / ".venv" / "bin" / "py-spy"
+        files = [self.work / f"profile-{pid}.txt" for pid in worker_pids(process)]
+        spies = [
+            subprocess.Popen(
+                [
+                    str(spy),
+                    "record",
+                    "--pid",
+                    file.stem.split("-")[1],
+                    "-d",
+                    str(self.args.duration),
+                    "-r",
+                    "200",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(file),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for file in files
+        ]
+        time.sleep(0.5)
+        result = measure("profiled", process, url, self.args.connections[-1], *self._seq)
+        for spied in spies:
+            spied.wait(timeout=60)
+        shares = profile_shares([f for f in files if f.exists()])
+        print(f"py-spy, {result.connections} connections, {result.server_cpu_ms:.3f} ms server CPU per request:")
+        for category, share in shares.items():
+            print(f"  {category:<28} {share:6.1%}  ~{share * result.server_cpu_ms:.3f} ms/request")
 
     def tickers_scenarios(self, process: subprocess.Popen[bytes], url: str) -> list[Result]:
         latest = self.work / "latest.jsonl"  # as_of omitted: warms every worker's feature matrix of every ticker
@@ -398,6 +473,7 @@ def main() -> None:
     parser.add_argument("--ticker-connections", type=lambda s: [int(c) for c in s.split(",")], default=[64])
     parser.add_argument("--backends", default="onnx,int8", help="onnx, int8, eager (comma-separated)")
     parser.add_argument("--no-binary", action="store_true", help="skip the float32 binary-body point")
+    parser.add_argument("--profile", action="store_true", help="py-spy the workers at the highest connection count")
     parser.add_argument("--no-reference", action="store_true", help="skip the hand-written reference server")
     parser.add_argument("--no-ticker", action="store_true", help="skip the ticker scenarios")
     parser.add_argument("--locust", action="store_true", help="also run tests/load/locustfile.py (1000 users)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 
@@ -44,6 +45,7 @@ async def load_model(services: Services) -> tuple[ServingModel | None, ServingMo
             onnx_threads=settings.onnx_threads,
         )
         old = services.slot.swap(new)
+    freeze_heap()
     services.metrics.set_model(served.name, served.version, served.alias, new.backend.name)
     logger.info(
         "serving model %s version %s (%s backend)%s",
@@ -53,6 +55,17 @@ async def load_model(services: Services) -> tuple[ServingModel | None, ServingMo
         f", replacing version {old.served.version}" if old else "",
     )
     return old, new
+
+
+def freeze_heap() -> None:
+    """Collect once, then move every object alive now (imported libraries, the model) to the collector's permanent
+    generation, so that later full collections only walk what requests allocate. Without it, a full collection
+    walked the whole heap every few seconds under load and stalled the event loop: p99 at 16 connections went from
+    109 ms to 9.5 ms, at 64 from 224 ms to 39 ms (benchmarks/bench_api.py, 2 workers). Called after every model
+    swap: unfreezing first lets that collection free a replaced model's cycles."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _limit_torch_threads(threads: int) -> None:
