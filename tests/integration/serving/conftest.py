@@ -61,6 +61,16 @@ class Server:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def log_shows(self, text: str, within: float = 10.0) -> bool:
+        """Whether the log shows `text` within `within` seconds (an access line is written after its response,
+        so a test can read the file before it lands)."""
+        deadline = time.monotonic() + within
+        while text not in self.log_text():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
 
 def start_server(
     tmp: Path, name: str, env: dict[str, str], command: list[str] | None = None, port: int | None = None
