@@ -46,6 +46,7 @@ WORKFLOW_VARS = {
     "ECS_SERVICE",
     "ECS_TASK_FAMILY",
     "ECS_CONTAINER_NAME",
+    "RETRAIN_TASK_FAMILY",
 }
 SERVICES = {
     "api",
@@ -605,18 +606,27 @@ def test_workflow_pushes_the_sha_and_deploys_it() -> None:
     build = step_using(jobs["image"], "docker/build-push-action")["with"]
     assert build["push"] is True and build["tags"] == image and build["context"] == "."
     deploy = jobs["deploy"]
-    (describe,) = [s for s in deploy["steps"] if "describe-task-definition" in str(s.get("run", ""))]
-    assert (
-        "task-definition.json" in describe["run"]
-        and describe["env"]["ECS_TASK_FAMILY"] == "${{ vars.ECS_TASK_FAMILY }}"
-    )
-    render = step_using(deploy, "aws-actions/amazon-ecs-render-task-definition")
+    describes = [s for s in deploy["steps"] if "describe-task-definition" in str(s.get("run", ""))]
+    renders = [s for s in deploy["steps"] if "amazon-ecs-render-task-definition" in str(s.get("uses", ""))]
+    registers = [s for s in deploy["steps"] if "amazon-ecs-deploy-task-definition" in str(s.get("uses", ""))]
+    assert len(describes) == len(renders) == len(registers) == 2  # the API's family, then the retrain's
+    api, retrain = describes
+    assert "task-definition.json" in api["run"] and api["env"]["ECS_TASK_FAMILY"] == "${{ vars.ECS_TASK_FAMILY }}"
+    assert "retrain-task-definition.json" in retrain["run"]
+    assert retrain["env"]["RETRAIN_TASK_FAMILY"] == "${{ vars.RETRAIN_TASK_FAMILY }}"
+    render, render_retrain = renders
     assert render["with"] == {
         "task-definition": "task-definition.json",
         "container-name": "${{ vars.ECS_CONTAINER_NAME }}",
         "image": image,
     }
-    rollout = step_using(deploy, "aws-actions/amazon-ecs-deploy-task-definition")["with"]
+    assert render_retrain["with"] == {
+        "task-definition": "retrain-task-definition.json",
+        "container-name": "retrain",
+        "image": image,  # the retrain runs the image the API serves
+    }
+    rollout, register = (step["with"] for step in registers)
     assert rollout["task-definition"] == "${{ steps." + render["id"] + ".outputs.task-definition }}"
     assert rollout["cluster"] == "${{ vars.ECS_CLUSTER }}" and rollout["service"] == "${{ vars.ECS_SERVICE }}"
     assert rollout["wait-for-service-stability"] is True
+    assert register == {"task-definition": "${{ steps." + render_retrain["id"] + ".outputs.task-definition }}"}
