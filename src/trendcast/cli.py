@@ -1,4 +1,4 @@
-"""`trendcast` command line: data, features, train, evaluate, backtest, report, explain, serve, run.
+"""`trendcast` command line: data, features, train, evaluate, backtest, report, explain, serve, run, study.
 
 Every command reads the one `Settings` object; errors from the trendcast tree print as one red line on stderr and
 exit 1. Bad option values (`--start 2012-02-30`, `--window abc`) are usage errors: Typer says so on stderr, exit 2.
@@ -232,6 +232,12 @@ EpochsOpt = Annotated[int | None, typer.Option(help="Bi-LSTM epochs")]
 HorizonOpt = Annotated[int | None, typer.Option(help="label horizon, days (default 1)")]
 ThresholdOpt = Annotated[float | None, typer.Option(help="neutral band as a return (default 0.005)")]
 WindowOpt = Annotated[int | None, typer.Option(help="window length, days (default 60)")]
+RayOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ray", help="run the walk-forward folds as Ray tasks (TRENDCAST_RAY_ADDRESS or a private local instance)"
+    ),
+]
 
 
 @app.command("train")
@@ -251,18 +257,61 @@ def train(
     candidates: Annotated[
         str | None, typer.Option(help="comma-separated models that may become champion (default: the experiment's)")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="train the Bi-LSTM data-parallel on N Ray Train workers (CPU)")
+    ] = None,
+    ray: RayOpt = False,
 ) -> None:
     """Walk-forward evaluate the candidates (and the champion's configuration) on the same folds; the promotion
     gates decide which, if any, becomes champion. MODEL is the one the report's verdict and backtest are about."""
+    from trendcast.evaluation.executor import executor_for
     from trendcast.pipelines.train import run_training
 
     settings = load_settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"train_workers": workers})
     experiment = _cli_experiment(config, tickers, folds, epochs, horizon, threshold, window, candidates)
-    outcome = run_training(settings, experiment, model, baselines=baselines, register=register, report_path=report)
+    outcome = run_training(
+        settings,
+        experiment,
+        model,
+        baselines=baselines,
+        register=register,
+        report_path=report,
+        executor=executor_for(settings, ray),
+    )
     print_report(outcome.report)
     _print_registered(outcome)
     if report:
         console.print(f"report: {report}")
+
+
+@app.command("tune")
+@friendly
+def tune_cmd(
+    config: ConfigOpt = None,
+    trials: Annotated[int, typer.Option(min=1, help="trials (random samples of the search space)")] = 10,
+    epochs: Annotated[int | None, typer.Option(min=1, help="most epochs per trial (default: the config's)")] = None,
+    concurrent: Annotated[int, typer.Option(min=1, help="trials running at once, one CPU each")] = 2,
+    out: Annotated[Path | None, typer.Option(help="write the best config here (default <data_dir>/tuned.yaml)")] = None,
+) -> None:
+    """Ray Tune (ASHA) over the Bi-LSTM's sizes, dropout, learning rate, window and label threshold, on data
+    before the first walk-forward test fold only; every trial is logged to MLflow, the best config written as YAML."""
+    from trendcast.pipelines.tune import run_tune
+
+    settings = load_settings()
+    outcome = run_tune(
+        settings, _experiment(config), trials=trials, epochs=epochs, max_concurrent=concurrent, out_yaml=out
+    )
+    table = Table(*[str(c) for c in outcome.trials.columns], title=f"{len(outcome.trials)} trials, best first")
+    for row in outcome.trials.itertuples(index=False):
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+    console.print(table)
+    console.print(
+        f"best validation balanced accuracy {outcome.best_metric:.4f} (data up to {outcome.data_end.date()}, "
+        f"MLflow parent run {outcome.parent_run_id})"
+    )
+    console.print(f"tuned config: {outcome.yaml_path}\ntrain it: trendcast train --config {outcome.yaml_path}")
 
 
 @app.command("evaluate")
@@ -277,15 +326,17 @@ def evaluate_cmd(
     window: WindowOpt = None,
     config: ConfigOpt = None,
     report: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
+    ray: RayOpt = False,
 ) -> None:
     """Train and compare several models on the same purged walk-forward folds (nothing is registered)."""
+    from trendcast.evaluation.executor import executor_for
     from trendcast.pipelines.train import evaluate, load_universe, sanitise, write_report
 
     settings = load_settings()
     experiment = _cli_experiment(config, tickers, folds, epochs, horizon, threshold, window)
     names = [m.strip().lower() for m in models.split(",") if m.strip()]
     ws = load_universe(settings, experiment)
-    _, result = evaluate(settings, ws, names, experiment, primary=names[0])
+    _, result = evaluate(settings, ws, names, experiment, primary=names[0], executor=executor_for(settings, ray))
     result = sanitise(result)
     print_report(result)
     if report:
@@ -608,12 +659,14 @@ def _register_stage_commands() -> None:
     """Commands whose code lives with its stage (backtest, report, explain, serve)."""
     from trendcast.backtest.commands import backtest, report
     from trendcast.explain.commands import explain
+    from trendcast.pipelines.study_command import study
     from trendcast.serving.commands import serve
 
     app.command("backtest")(friendly(backtest))
     app.command("report")(friendly(report))
     app.command("explain")(friendly(explain))
     app.command("serve")(friendly(serve))
+    app.command("study")(friendly(study))
 
 
 _register_stage_commands()

@@ -25,6 +25,7 @@ class LabelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    mode: Literal["absolute", "cross_sectional"] = "absolute"  # cross_sectional: beats the day's median (binary)
     horizon: int = Field(1, ge=1, le=60)  # trading days ahead
     threshold: float = Field(0.005, ge=0.0, lt=0.5)  # fixed neutral band +/- this return
     threshold_mode: Literal["fixed", "volatility"] = "fixed"
@@ -62,6 +63,7 @@ class BiLSTMConfig(BaseModel):
     validation_fraction: float = Field(0.15, gt=0.0, lt=0.5)  # time-ordered tail of each training fold
     grad_clip: float = Field(1.0, gt=0.0)
     max_train_samples: int | None = Field(None, ge=100)  # keep the most recent N training samples (speed)
+    train_subsample: int | None = Field(None, ge=100)  # fixed random N of each fold's training samples (speed)
 
 
 class LightGBMConfig(BaseModel):
@@ -80,7 +82,11 @@ class BacktestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     long_short: bool = False
-    entry_threshold: float = Field(0.4, ge=0.0, le=1.0)  # go long when P(Up) > this and P(Up) > P(Down)
+    # train_quantile: long when P(Up) - P(Down) > its entry_quantile quantile over the fold's recent training
+    # predictions (short below the 1 - entry_quantile quantile); fixed: the entry_threshold rule below
+    entry_rule: Literal["train_quantile", "fixed"] = "train_quantile"
+    entry_quantile: float = Field(0.5, gt=0.0, lt=1.0)  # fitted on each training fold (evaluation/entry_fit.py)
+    entry_threshold: float = Field(0.4, ge=0.0, le=1.0)  # fixed: long when P(Up) > this and P(Up) > P(Down)
     sizing: Literal["fixed", "confidence"] = "fixed"
     execution: Literal["next_open", "next_close"] = "next_open"  # a signal from close t trades at open t+1
     commission_bps: float = Field(5.0, ge=0.0)
@@ -103,6 +109,24 @@ class GateConfig(BaseModel):
     n_boot: int = Field(1000, ge=100)  # paired block-bootstrap resamples per test
 
 
+class StudyConfig(BaseModel):
+    """The cross-sectional study (`trendcast study`, pipelines/study.py): models compared and the top-k portfolio."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(10, ge=1)  # stocks long and stocks short each day
+    cost_bps: float = Field(5.0, ge=0.0)  # cost per unit traded, each side, in basis points
+    models: list[ModelKind] = ["bilstm", "lightgbm", "logreg", "momentum", "majority"]
+    n_boot: int = Field(1000, ge=100)  # day-block bootstrap resamples for every CI and the paired test
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("study.models must name at least one model, e.g. [bilstm, lightgbm]")
+        return list(dict.fromkeys(value))
+
+
 class ExperimentConfig(BaseModel):
     """Everything that defines one training experiment; loaded from YAML and logged to MLflow."""
 
@@ -122,6 +146,7 @@ class ExperimentConfig(BaseModel):
     backtest: BacktestConfig = BacktestConfig()
     candidates: list[ModelKind] = ["bilstm", "lightgbm", "logreg", "momentum", "majority"]  # may become champion
     gates: GateConfig = GateConfig()
+    study: StudyConfig = StudyConfig()
     seed: int = 42
 
     @field_validator("candidates")
@@ -176,6 +201,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     torch_threads: int = Field(2, ge=1, le=256)
+    train_workers: int = Field(1, ge=1, le=256)  # > 1: the Bi-LSTM trains data-parallel on Ray Train (--workers)
+    ray_address: str | None = None  # None: a private Ray instance when --ray is asked; "auto" or "ray://host:10001"
     yahoo_timeout_s: float = Field(10.0, gt=0.0, le=120.0)
     config_file: Path | None = None  # YAML with any of these fields
 

@@ -204,6 +204,42 @@ def log_artifact(path: Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
+class ChildRuns:
+    """Runs nested under `parent_run_id` (tag mlflow.parentRunId), written by run id through one client.
+
+    Made for `trendcast tune`: the Tune driver logs every trial from its own process, so concurrent trials never
+    write to a SQLite store at the same time ("database is locked"), and no active-run state is touched.
+    """
+
+    def __init__(self, settings: Settings, parent_run_id: str) -> None:
+        self._client = configure(settings)
+        self._parent = parent_run_id
+        self._experiment_id = self._client.get_run(parent_run_id).info.experiment_id
+
+    def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> str:
+        """A new child run with `params`; returns its id."""
+        all_tags = {"mlflow.parentRunId": self._parent, **dict(tags or {})}
+        run = self._client.create_run(self._experiment_id, tags=all_tags, run_name=run_name)
+        for key, value in flatten(params).items():
+            self._client.log_param(run.info.run_id, key, value)
+        return str(run.info.run_id)
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        for key, value in metrics.items():
+            if math.isfinite(float(value)):
+                self._client.log_metric(run_id, _metric_key(key), float(value), step=step)
+
+    def end(self, run_id: str, failed: bool = False) -> None:
+        self._client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+
+    def run_ids(self) -> list[str]:
+        """Ids of every child run of the parent (as the store has them)."""
+        found = self._client.search_runs(
+            [self._experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self._parent}'", max_results=10_000
+        )
+        return [str(run.info.run_id) for run in found]
+
+
 def download_run_artifact(settings: Settings, run_id: str, artifact: str, dst: Path) -> Path:
     """One artifact of a run, downloaded into `dst`; SourceError (saying what to check) when that fails."""
     uri = settings.resolved_mlflow_uri

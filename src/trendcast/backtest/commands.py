@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pandas as pd
 import typer
@@ -59,11 +59,19 @@ def load_prices(settings: Settings, predictions: pd.DataFrame) -> pd.DataFrame:
         return store.load(unique_tickers(predictions), start=start)
 
 
+EntryRuleName = Literal["train_quantile", "fixed"]
+
+
 def backtest_config(
-    long_short: bool = False, cost_bps: float | None = None, base: BacktestConfig | None = None
+    long_short: bool = False,
+    cost_bps: float | None = None,
+    base: BacktestConfig | None = None,
+    entry_rule: EntryRuleName | None = None,
 ) -> BacktestConfig:
     """`base` (default BacktestConfig()) with the CLI overrides; `cost_bps` replaces commission + slippage."""
     update: dict[str, object] = {"long_short": long_short}
+    if entry_rule is not None:
+        update["entry_rule"] = entry_rule
     if cost_bps is not None:
         if cost_bps < 0:
             raise ConfigError(f"--cost-bps must be >= 0, got {cost_bps}.")
@@ -98,7 +106,8 @@ def _describe(result: BacktestResult) -> str:
     side = "long/short" if config.long_short else "long/flat"
     return (
         f"{result.ticker_returns.shape[1]} tickers, {returns.index[0]:%Y-%m-%d} → {returns.index[-1]:%Y-%m-%d}, "
-        f"{side}, {config.execution}, {config.commission_bps + config.slippage_bps:g} bps per unit turnover"
+        f"{side}, {config.execution}, {config.commission_bps + config.slippage_bps:g} bps per unit turnover; "
+        f"entry: {result.entry.describe()}"
     )
 
 
@@ -115,11 +124,19 @@ def backtest(
         float | None, typer.Option("--cost-bps", min=0.0, help="total cost per unit turnover in bps (default 5 + 5)")
     ] = None,
     report: Annotated[Path | None, typer.Option("--report", help="also write the HTML report to this file")] = None,
+    entry_rule: Annotated[
+        EntryRuleName | None,
+        typer.Option(
+            "--entry-rule",
+            help="train_quantile (default): P(Up)-P(Down) above its training-fold quantile; fixed: P(Up) > 0.4",
+        ),
+    ] = None,
 ) -> None:
     """Backtest out-of-sample predictions against stored prices; print strategy vs buy-and-hold."""
     settings = load_settings()
     frame, source = _predictions_from(settings, run_id, predictions)
-    result = run_backtest(frame, load_prices(settings, frame), backtest_config(long_short, cost_bps))
+    config = backtest_config(long_short, cost_bps, entry_rule=entry_rule)
+    result = run_backtest(frame, load_prices(settings, frame), config)
     console.print(metrics_table(result, title=f"Backtest of {source}"))
     console.print(_describe(result), soft_wrap=True)
     if report is not None:

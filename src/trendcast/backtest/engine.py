@@ -35,6 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from trendcast.backtest import metrics as m
+from trendcast.backtest.entry import EntryRule, FoldThresholds, entry_score, quantile_note, resolve_entry
 from trendcast.backtest.predictions import check_lookahead, validate_predictions
 from trendcast.backtest.trades import BarFactors, extract_trades
 from trendcast.config import BacktestConfig
@@ -73,6 +74,7 @@ class BacktestResult:
     trades: pd.DataFrame  # see trendcast.backtest.trades
     metrics: dict[str, dict[str, float]]  # {"strategy": {...}, "benchmark": {...}}
     ticker_metrics: pd.DataFrame  # one row per ticker
+    entry: EntryRule  # the entry rule applied (config.entry_rule, or fixed where the thresholds were missing)
     dropped_signals: int = 0  # signals whose execution bar is past the last price bar
     notes: list[str] = field(default_factory=list)
 
@@ -208,15 +210,30 @@ def _ffill(grid: FloatArray) -> FloatArray:
 
 
 # -- signals and positions ----------------------------------------------------------------------------------------
-def target_positions(p_down: FloatArray, p_up: FloatArray, config: BacktestConfig) -> FloatArray:
-    """The position each prediction asks for.
+def target_positions(
+    p_down: FloatArray, p_up: FloatArray, config: BacktestConfig, thresholds: FoldThresholds | None = None
+) -> FloatArray:
+    """The position each prediction asks for (see trendcast.backtest.entry for the rules).
 
-    Long when P(Up) > entry_threshold and P(Up) > P(Down); short (long_short only) when P(Down) > entry_threshold
-    and P(Down) > P(Up); else flat. Size 1 with sizing="fixed", or the winning probability with "confidence".
+    entry_rule "fixed": long when P(Up) > entry_threshold and P(Up) > P(Down); short (long_short only) when
+    P(Down) > entry_threshold and P(Down) > P(Up). "train_quantile": long when P(Up) - P(Down) > the row's
+    `thresholds.long`, short (long_short only) when it is below `thresholds.short`; a row that meets both (only
+    possible with entry_quantile < 0.5) stays flat. Size 1 with sizing="fixed", or the winning probability (P(Up)
+    long, P(Down) short) with "confidence".
     """
-    threshold = config.entry_threshold
-    long = (p_up > threshold) & (p_up > p_down)
-    short = (p_down > threshold) & (p_down > p_up) & config.long_short
+    if config.entry_rule == "train_quantile":
+        if thresholds is None:
+            raise ConfigError(
+                "entry_rule train_quantile needs each prediction's training-fold thresholds: pass "
+                "thresholds=resolve_entry(predictions, config)[1], or use entry_rule='fixed'."
+            )
+        score = entry_score(p_down, p_up)
+        above, below = score > thresholds.long, (score < thresholds.short) & config.long_short
+        long, short = above & ~below, below & ~above
+    else:
+        threshold = config.entry_threshold
+        long = (p_up > threshold) & (p_up > p_down)
+        short = (p_down > threshold) & (p_down > p_up) & config.long_short
     if config.sizing == "confidence":
         return np.where(long, p_up, 0.0) - np.where(short, p_down, 0.0)
     return long.astype(np.float64) - short.astype(np.float64)
@@ -255,10 +272,12 @@ def position_grid(
     config: BacktestConfig,
     lag_bars: int,
     columns: npt.NDArray[np.intp] | None = None,
+    thresholds: FoldThresholds | None = None,
 ) -> PositionPlan:
     """Place each prediction's target position at its execution bar; flat where a ticker has no prediction.
 
-    `columns` (optional) is each prediction's ticker position in `grid.tickers`, if already known.
+    `columns` (optional) is each prediction's ticker position in `grid.tickers`, if already known; `thresholds`
+    are the rows' training-fold entry thresholds, needed by entry_rule train_quantile (see `resolve_entry`).
     """
     execution = _execution_bars(predictions, grid.dates, lag_bars)
     if columns is None:
@@ -275,7 +294,7 @@ def position_grid(
             "two predictions of one ticker trade at the same bar (trade_date collisions); "
             "keep one trade_date per ticker and bar."
         )
-    target = target_positions(predictions["p_down"].to_numpy(), predictions["p_up"].to_numpy(), config)
+    target = target_positions(predictions["p_down"].to_numpy(), predictions["p_up"].to_numpy(), config, thresholds)
     positions = np.zeros((len(grid.dates), len(grid.tickers)))
     positions[execution[inside], columns[inside]] = target[inside]
     positions = np.where(grid.listed, positions, 0.0)
@@ -348,6 +367,10 @@ def run_backtest(
     raises LeakageError, as does a same-bar `execution` or a `trade_date` on or before `date`. A `trade_date`
     column, when present, sets each fill bar instead (the first bar on or after it).
 
+    The entry rule is `config.entry_rule`; train_quantile reads each row's training-fold thresholds from the
+    predictions (trendcast.backtest.entry) and falls back to the fixed rule, with a warning and a note, on a
+    frame that has none. `result.entry` and `result.config.entry_rule` say which rule was applied.
+
     Examples:
         >>> result = run_backtest(predictions, store.load(tickers), BacktestConfig(long_short=True))  # doctest: +SKIP
         >>> result.metrics["strategy"]["sharpe"]  # doctest: +SKIP
@@ -357,7 +380,9 @@ def run_backtest(
     frame = validate_predictions(predictions)
     columns, names = pd.factorize(frame["ticker"], sort=True)
     grid = price_grid(prices, [str(name) for name in names], need_open=config.execution == "next_open")
-    plan = position_grid(frame, grid, config, lag_bars, columns)
+    entry, thresholds = resolve_entry(frame, config)
+    config = config.model_copy(update={"entry_rule": entry.rule})
+    plan = position_grid(frame, grid, config, lag_bars, columns, thresholds)
     start, stop = plan.first_bar, min(plan.last_bar + 2, len(grid.dates))  # one bar past the last order
     moves = market_moves(grid, config.execution)
     cost_rate = (config.commission_bps + config.slippage_bps) / 1e4
@@ -365,11 +390,18 @@ def run_backtest(
     strategy = _window(simulate(plan.positions, moves, cost_rate, borrow), start, stop)
     benchmark_positions = np.where(grid.listed & (np.arange(len(grid.dates))[:, None] >= start), 1.0, 0.0)
     benchmark = _window(simulate(benchmark_positions, moves, 0.0, 0.0), start, stop)
-    return _assemble(config, grid, start, stop, strategy, benchmark, plan.dropped)
+    return _assemble(config, grid, start, stop, strategy, benchmark, plan.dropped, entry)
 
 
 def _assemble(
-    config: BacktestConfig, grid: PriceGrid, start: int, stop: int, strategy: Sleeves, benchmark: Sleeves, dropped: int
+    config: BacktestConfig,
+    grid: PriceGrid,
+    start: int,
+    stop: int,
+    strategy: Sleeves,
+    benchmark: Sleeves,
+    dropped: int,
+    entry: EntryRule,
 ) -> BacktestResult:
     dates = grid.dates[start:stop]
     active = grid.listed[start:stop]
@@ -405,13 +437,18 @@ def _assemble(
         trades=trades,
         metrics=metrics,
         ticker_metrics=_ticker_metrics(ticker_returns, bench_ticker, strategy, active, trades, config),
+        entry=entry,
         dropped_signals=dropped,
-        notes=_notes(config, dropped),
+        notes=_notes(config, dropped, entry),
     )
 
 
-def _notes(config: BacktestConfig, dropped: int) -> list[str]:
-    notes = []
+def _notes(config: BacktestConfig, dropped: int, entry: EntryRule) -> list[str]:
+    notes = [f"Entry rule: {entry.describe()}."]
+    if entry.fallback:
+        notes.append(f"The default train_quantile entry rule was not applied: {entry.fallback}.")
+    if note := quantile_note(entry, config):
+        notes.append(note)
     if dropped:
         notes.append(f"{dropped} signal(s) dated on the last price bar could not be traded and were left out.")
     if config.execution == "next_close":

@@ -7,6 +7,9 @@ A predictions frame has one row per (ticker, signal date) with columns
     label, forward_return   optional: the realised class and return (needed for the confusion/calibration plots)
     fold, model             optional: walk-forward fold id and model name (one model per backtest)
     trade_date              optional: the bar at which the signal may be traded; must be strictly after `date`
+    entry_long_threshold,   optional: the fold's training-fitted thresholds of the train_quantile entry rule
+    entry_short_threshold,  (trendcast.backtest.entry), written by the walk-forward
+    entry_quantile
 
 `check_lookahead` is the one gate against trading a signal on or before the bar it was computed from: it raises
 `LeakageError` for a same-bar execution setting, a lag below one bar, or any `trade_date <= date`.

@@ -97,12 +97,16 @@ class BarStore:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.select(bars_table.c.ticker).distinct().order_by(bars_table.c.ticker))]
 
-    def load(self, tickers: list[str] | None = None, start: str | None = None, end: str | None = None) -> pd.DataFrame:
-        """Bars as a long frame sorted by (ticker, date); unknown tickers raise MissingPricesError."""
+    def load(
+        self, tickers: list[str] | None = None, start: str | None = None, end: str | None = None, *, check: bool = True
+    ) -> pd.DataFrame:
+        """Bars as a long frame sorted by (ticker, date); unknown tickers raise MissingPricesError. `check=False`
+        skips that check (one scan of the table) for a caller that already made it, e.g. loading ticker by ticker."""
         t = bars_table.c
         query = sa.select(bars_table)
         if tickers is not None:
-            self._check(tickers)
+            if check:
+                self._check(tickers)
             query = query.where(t.ticker.in_(tickers))
         if start:
             query = query.where(t.date >= pd.Timestamp(start).date())

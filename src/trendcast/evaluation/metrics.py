@@ -10,9 +10,12 @@ What each stored number means (`classification_metrics`)
 
     accuracy             share of predictions equal to the label
     balanced_accuracy    mean recall over the classes present in y_true (scikit-learn's definition)
-    precision_<c>,       per class, and their plain mean over all three classes (`*_macro`). A ratio whose
-    recall_<c>, f1_<c>   denominator is zero (a class never predicted, or never true) counts as 0 (scikit-learn's
-                         zero_division=0), so a baseline that never says Down is not flattered
+    precision_<c>,       per class, and their plain mean over the classes of the label set (`*_macro`). A ratio
+    recall_<c>, f1_<c>   whose denominator is zero (a class never predicted, or never true) counts as 0
+                         (scikit-learn's zero_division=0), so a baseline that never says Down is not flattered.
+                         A class is outside the label set when no label is that class AND every probability of
+                         it is exactly 0: Neutral with cross_sectional (binary) labels, where the label set is
+                         Down and Up. Its per-class values are NaN and no macro average counts it
     auc_<c>              one-vs-rest ROC AUC of proba[:, c] for "label == c", ties counted as half; NaN when class
                          c is absent from y_true (the AUC is undefined without positives)
     auc_macro_ovr        mean of auc_<c> over the classes present in y_true. With all three present this equals
@@ -213,8 +216,16 @@ def classification_metrics(y_true: npt.ArrayLike, proba: npt.ArrayLike) -> dict[
     return _classification_metrics(y, _check_proba(proba, len(y)))
 
 
+def label_set(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """(3,) bool: the classes of the label set. A class is left out only when no label is that class and every
+    probability of it is exactly 0, which is how binary (cross_sectional) labels show: Neutral never occurs and
+    every model gives it probability 0. With absolute labels every class is in."""
+    return np.asarray([(y == c).any() or (proba[:, c] != 0).any() for c in LABELS])
+
+
 def _classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     pred = p.argmax(axis=1)
+    classes = label_set(y, p)
     cm = confusion_matrix(y, pred, labels=list(LABELS))
     precision, recall, f1, _ = precision_recall_fscore_support(
         y, pred, labels=list(LABELS), average=None, zero_division=0.0
@@ -225,9 +236,10 @@ def _classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
         "balanced_accuracy": float(_from_confusion(cm[None].astype(np.float64), "balanced_accuracy")[0]),
     }
     for name, values in (("precision", precision), ("recall", recall), ("f1", f1), ("auc", aucs)):
-        out.update({f"{name}_{key}": float(v) for key, v in zip(CLASS_KEYS, values, strict=True)})
         if name != "auc":
-            out[f"{name}_macro"] = float(np.mean(values))
+            values = np.where(classes, values, np.nan)  # a class outside the label set has no value, not 0
+            out[f"{name}_macro"] = float(np.sum(values[classes]) / np.sum(classes))
+        out.update({f"{name}_{key}": float(v) for key, v in zip(CLASS_KEYS, values, strict=True)})
     present = [a for a in aucs if not np.isnan(a)]
     out["auc_macro_ovr"] = float(np.mean(present)) if len(present) >= 2 else float("nan")
     out["log_loss"] = float(log_loss(y, _clip_proba(p), labels=list(LABELS)))
@@ -241,8 +253,9 @@ def _classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
 
 
 # -- resampled metrics ----------------------------------------------------------------------------------------------
-def _from_confusion(cm: np.ndarray, name: str) -> np.ndarray:
-    """A confusion-matrix metric for a stack of (k, 3, 3) float matrices (rows true, columns predicted) -> (k,)."""
+def _from_confusion(cm: np.ndarray, name: str, classes: np.ndarray | None = None) -> np.ndarray:
+    """A confusion-matrix metric for a stack of (k, 3, 3) float matrices (rows true, columns predicted) -> (k,).
+    `classes` (3,) or (k, 3) bool: the label set (`label_set`) that f1_macro averages over; all three when None."""
     tp = np.diagonal(cm, axis1=1, axis2=2)  # (k, 3)
     true_n, pred_n = cm.sum(axis=2), cm.sum(axis=1)  # (k, 3) each
     if name == "accuracy":
@@ -250,7 +263,9 @@ def _from_confusion(cm: np.ndarray, name: str) -> np.ndarray:
     if name == "balanced_accuracy":
         recall = _ratio(tp, true_n, 0.0)
         return _ratio(recall.sum(axis=1), (true_n > 0).sum(axis=1).astype(np.float64), np.nan)
-    return np.asarray(_ratio(2 * tp, true_n + pred_n, 0.0).mean(axis=1))  # f1_macro: per-class 2tp / (2tp + fp + fn)
+    f1 = _ratio(2 * tp, true_n + pred_n, 0.0)  # f1_macro: per-class 2tp / (2tp + fp + fn)
+    weight = np.ones_like(f1) if classes is None else np.broadcast_to(classes, f1.shape).astype(np.float64)
+    return _ratio((f1 * weight).sum(axis=1), weight.sum(axis=1), np.nan)
 
 
 @dataclass(frozen=True)
@@ -311,13 +326,20 @@ def _named_from_counts(s: _Sample, name: str, counts: np.ndarray) -> np.ndarray:
     if name in _CONFUSION_METRICS:
         cell = s.y * 3 + s.proba.argmax(axis=1)
         day_cm = np.bincount(s.day * 9 + cell, minlength=s.n_days * 9).reshape(s.n_days, 9)
-        return _from_confusion((counts @ day_cm).reshape(-1, 3, 3), name)
+        return _from_confusion((counts @ day_cm).reshape(-1, 3, 3), name, _resampled_label_sets(s, counts))
     if name == "auc_macro_ovr":
         return _auc_from_counts(s, counts)
     loss = _log_loss_per_sample(s.y, s.proba) if name == "log_loss" else _brier_per_sample(s.y, s.proba)
     day_sum = np.bincount(s.day, weights=loss, minlength=s.n_days)
     day_n = np.bincount(s.day, minlength=s.n_days).astype(np.float64)
     return _ratio(counts @ day_sum, counts @ day_n, np.nan)
+
+
+def _resampled_label_sets(s: _Sample, counts: np.ndarray) -> np.ndarray:
+    """(k, 3) bool: `label_set` of each resample (counts: (k, n_days)), from which days show each class."""
+    shows = (s.y[:, None] == np.arange(3)) | (s.proba != 0)  # (n, 3): the sample puts the class in the label set
+    day_shows = np.stack([np.bincount(s.day, weights=shows[:, c], minlength=s.n_days) for c in LABELS], axis=1)
+    return np.asarray((counts @ day_shows) > 0)
 
 
 def _concat_ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -675,6 +697,41 @@ def information_coefficients(
     if daily:
         out["daily_ic"] = frame["ic"]
         out["daily_rank_ic"] = frame["rank_ic"]
+    return out
+
+
+def information_coefficient_intervals(
+    dates: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    forward_returns: npt.ArrayLike,
+    *,
+    n_boot: int = 1000,
+    block_days: int | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    min_tickers: int = 2,
+) -> dict[str, Any]:
+    """`information_coefficients` plus percentile intervals of the mean IC and the mean Rank IC.
+
+    The daily IC series is resampled with the module's circular block bootstrap over days (blocks of
+    `default_block_days` when `block_days` is None): serial dependence between days is kept within a block.
+    Extra keys: ic_mean_ci, rank_ic_mean_ci ([low, high], NaN when no day is usable), n_boot, block_days.
+
+    Examples:
+        >>> ic = information_coefficient_intervals(ws.dates, score, ws.forward_returns, n_boot=1000)  # doctest: +SKIP
+        >>> ic["ic_mean"], ic["ic_mean_ci"]  # doctest: +SKIP
+    """
+    frame = daily_information_coefficients(dates, scores, forward_returns, min_tickers=min_tickers)
+    out: dict[str, Any] = {**_ir_stats(frame["ic"], "ic"), **_ir_stats(frame["rank_ic"], "rank_ic")}
+    out["n_days"] = len(frame)
+    block = _block_length(len(frame), block_days) if len(frame) else 1
+    for key in ("ic", "rank_ic"):
+        interval = (float("nan"), float("nan"))
+        if len(frame):
+            daily = frame[key].to_numpy(dtype=np.float64)
+            interval = _percentile_interval(daily[_draw_days(len(daily), n_boot, block, seed)].mean(axis=1), alpha)
+        out[f"{key}_mean_ci"] = list(interval)
+    out.update({"n_boot": n_boot, "block_days": block})
     return out
 
 

@@ -3,22 +3,29 @@ scaler on those samples only) and collect out-of-sample probabilities for the te
 
 The result holds one predictions frame per model (ticker, date, label, forward_return, p_down, p_neutral, p_up,
 fold), the folds with their dates and sample counts, and the per-epoch history of models that have epochs.
+
+`run_walk_forward` is plan -> fit one fold -> merge (trendcast.evaluation.executor): the folds run one after another
+in this process by default, or as Ray tasks with `executor=RayExecutor(...)`, with the same result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trendcast.config import ExperimentConfig
-from trendcast.evaluation.walk_forward_splits import Fold, check_purged, walk_forward_splits
+from trendcast.evaluation.walk_forward_splits import Fold, walk_forward_splits
 from trendcast.features.windows import WindowSet
 from trendcast.models.base import DirectionModel
 from trendcast.models.registry import create_model
+
+if TYPE_CHECKING:
+    from trendcast.evaluation.executor import FoldExecutor, FoldOutput
 
 ModelFactory = Callable[[str, ExperimentConfig], DirectionModel]
 
@@ -61,13 +68,14 @@ def run_walk_forward(
     *,
     progress: bool = True,
     factory: ModelFactory = create_model,
+    executor: FoldExecutor | None = None,
 ) -> WalkForwardResult:
-    """Fit each model on each fold's training samples and predict its test samples (out-of-sample only)."""
-    folds = make_folds(ws, config)
-    predictions: dict[str, list[pd.DataFrame]] = {name: [] for name in models}
-    histories: dict[str, list[list[dict[str, float]]]] = {name: [] for name in models}
-    records = []
-    last_models: dict[str, DirectionModel] = {}
+    """Fit each model on each fold's training samples and predict its test samples (out-of-sample only):
+    plan -> executor.map(fit_fold) -> merge (trendcast.evaluation.executor; default: this process)."""
+    from trendcast.evaluation.executor import LocalExecutor, merge, plan
+
+    tasks = plan(ws, models, config)
+    folds = list({task.fold.index: task.fold for task in tasks}.values())
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -75,23 +83,13 @@ def run_walk_forward(
         TimeElapsedColumn(),
     ]
     with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("walk-forward", total=len(folds) * len(models))
-        for fold in folds:
-            train, test = ws.take(fold.train_mask(ws.dates)), ws.take(fold.test_mask(ws.dates))
-            check_purged(fold, ws.dates, train.dates, test.dates)
-            records.append(FoldRecord(fold, len(train), len(test)))
-            for name in models:
-                bar.update(task, description=f"fold {fold.index + 1}/{len(folds)} {name}")
-                model = factory(name, config).fit(train)
-                frame = model.predict_frame(test)
-                frame["fold"] = fold.index
-                frame["model"] = name
-                predictions[name].append(frame)
-                histories[name].append(list(model.history))
-                last_models[name] = model
-                bar.advance(task)
-    merged = {name: pd.concat(frames, ignore_index=True) for name, frames in predictions.items()}
-    return WalkForwardResult(records, merged, histories, last_models)
+        task_id = bar.add_task("walk-forward", total=len(tasks))
+
+        def on_done(output: FoldOutput) -> None:
+            bar.update(task_id, advance=1, description=f"fold {output.fold.index + 1}/{len(folds)} {output.model}")
+
+        outputs = (executor or LocalExecutor()).map(ws, tasks, config, factory, on_done)
+    return merge(outputs, folds, models)
 
 
 def fold_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

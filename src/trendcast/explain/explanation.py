@@ -14,6 +14,10 @@ attention for the Bi-LSTM, from the same forward pass), attributes the predicted
   the attention." It names the strongest factors on each side and the net of the rest, so the contributions it shows
   add up to the total; every number in it is a rounded field of the object (a unit test parses them back).
 
+With cross_sectional (binary) labels, Up means "forward return above the day's cross-sectional median" and Down "at
+or below it", so the sentence says so instead of implying an absolute move: "Above the cross-sectional median
+(0.62): RSI(14) at 71 (+0.21) pushed towards above the median; ...". `label_mode` records which one it is.
+
 `method="lime"` explains with LIME (`lime_values`) instead of the model's own method, into the same object.
 
 Raw values are shown in their natural unit: log returns as the simple % change they equal (exp(r) - 1), ratios to a
@@ -37,6 +41,7 @@ from trendcast.explain.shap_values import AttributionBatch, IGConfig, attribute
 if TYPE_CHECKING:
     from trendcast.explain.lime_values import LimeConfig
 from trendcast.features.indicators import BY_NAME
+from trendcast.features.labels import LabelMode
 from trendcast.features.windows import WindowSet
 from trendcast.models.base import DirectionModel
 
@@ -44,6 +49,11 @@ SENTENCE_SIDE = 2  # strongest factors named on each side (towards and against t
 METHODS = ("auto", "lime")  # auto: the model's own method (IG, TreeSHAP, linear, ...); lime: LIME for any model
 Method = Literal["auto", "lime"]
 RECENT_DAYS = 5  # "the last 5 days carried x% of the attention"
+# cross_sectional labels: how the sentence names a class (headline, and the side factors push towards)
+_RELATIVE_WORDS = {
+    "Up": ("Above the cross-sectional median", "above the median"),
+    "Down": ("Below the cross-sectional median", "below the median"),
+}
 
 # How a raw indicator value is shown: (transform, decimals, signed, unit). Anything unlisted: 2 decimals, no unit.
 _LOG_RETURNS = ("ret_1", "ret_5", "ret_10", "ret_20", "gap")
@@ -115,6 +125,7 @@ class Explanation:
     sentence: str
     feature_names: tuple[str, ...] = field(default=(), repr=False)
     step_contributions: np.ndarray | None = field(default=None, repr=False)  # (window, n_features)
+    label_mode: LabelMode = "absolute"  # cross_sectional: Up/Down are above / at or below the day's median
 
     def to_dict(self, *, include_steps: bool = False) -> dict[str, Any]:
         """Plain JSON types only. `include_steps` adds the (window x feature) attribution matrix."""
@@ -139,6 +150,7 @@ class Explanation:
             "attention_recent_days": self.attention_recent_days,
             "attention_recent_share": self.attention_recent_share,
             "sentence": self.sentence,
+            "label_mode": self.label_mode,
         }
         if include_steps and self.step_contributions is not None:
             out["step_contributions"] = self.step_contributions.tolist()
@@ -203,12 +215,22 @@ def _factor(f: FeatureContribution, decimals: int) -> str:
     return f"{f.label} at {f.value_text} ({f.contribution:+.{decimals}f})"
 
 
+def sentence_words(label: str, label_mode: LabelMode = "absolute") -> tuple[str, str]:
+    """(headline, target) naming class `label` in the sentence: ("Up", "Up") for absolute labels; for
+    cross_sectional ones ("Above the cross-sectional median", "above the median") and the same for Down / below."""
+    if label_mode == "cross_sectional" and label in _RELATIVE_WORDS:
+        return _RELATIVE_WORDS[label]
+    return label, label
+
+
 def build_sentence(
     label: str,
     probability: float,
     features: Sequence[FeatureContribution],
     recent_days: int | None,
     recent: float | None,
+    *,
+    label_mode: LabelMode = "absolute",
 ) -> str:
     """ "Up (0.62): A at x (+0.21) and B at y (+0.08) pushed towards Up; C at z (-0.05) pushed against it; 40 smaller
     factors net +0.03 towards Up; the last 5 days carried 48% of the attention." Built only from the arguments.
@@ -217,7 +239,9 @@ def build_sentence(
     strongest one two significant digits. Named: the up to SENTENCE_SIDE strongest by |contribution| on each side,
     largest first, each with its contribution (never one that rounds to zero); the other non-zero ones as one net
     sum, shown when it does not round to zero. So what is named plus the rest's net equals the total contribution to
-    display precision."""
+    display precision. With label_mode="cross_sectional" the class is named relative to the day's median
+    (`sentence_words`)."""
+    headline, target = sentence_words(label, label_mode)
     ranked = sorted((f for f in features if f.contribution != 0), key=lambda f: -abs(f.contribution))
     decimals = contribution_decimals([f.contribution for f in ranked[:1]])
     shown = [f for f in ranked if round(f.contribution, decimals) != 0]  # sub-precision ones only join the rest
@@ -228,17 +252,17 @@ def build_sentence(
     net = math.fsum(rest)
     clauses = []
     if towards:
-        clauses.append(f"{_join([_factor(f, decimals) for f in towards])} pushed towards {label}")
+        clauses.append(f"{_join([_factor(f, decimals) for f in towards])} pushed towards {target}")
     if against:
         clauses.append(f"{_join([_factor(f, decimals) for f in against])} pushed against it")
     if rest and round(net, decimals) != 0:
-        side = f"towards {label}" if net > 0 else "against it"
+        side = f"towards {target}" if net > 0 else "against it"
         clauses.append(f"{len(rest)} smaller factor{'s' if len(rest) > 1 else ''} net {net:+.{decimals}f} {side}")
     if not clauses:
         clauses.append("no feature moved it away from the base rate")
     if recent_days is not None and recent is not None:
         clauses.append(f"the last {recent_days} days carried {round(100 * recent)}% of the attention")
-    return f"{label} ({probability:.2f}): " + "; ".join(clauses) + "."
+    return f"{headline} ({probability:.2f}): " + "; ".join(clauses) + "."
 
 
 # -- assembling ------------------------------------------------------------------------------------------------------
@@ -296,6 +320,7 @@ def assemble(
     top = every[:top_k]
     days = min(RECENT_DAYS, model.window) if attention is not None else None
     recent = recent_share(attention, days) if attention is not None and days is not None else None
+    mode = model.config.labels.mode
     return Explanation(
         ticker=ticker,
         as_of=pd.Timestamp(dates[-1]) if dates else None,
@@ -314,9 +339,10 @@ def assemble(
         attention=None if attention is None else attention_steps(attention, dates),
         attention_recent_days=days,
         attention_recent_share=recent,
-        sentence=build_sentence(label, float(proba[target]), every, days, recent),
+        sentence=build_sentence(label, float(proba[target]), every, days, recent, label_mode=mode),
         feature_names=names,
         step_contributions=None if batch.steps is None else batch.steps[0],
+        label_mode=mode,
     )
 
 

@@ -3,6 +3,10 @@
 `WindowScaler.fit(train, fit_end)` raises `LeakageError` if any training sample is dated after `fit_end`, and fits
 only on the feature rows that the training windows cover (all of them on or before `fit_end`). Robust statistics
 (median and inter-quartile range) keep a few crash days from setting the scale; values are clipped to +/-`clip`.
+
+Both fitting and transforming stream: the statistics are computed one feature column at a time over the training
+rows (peak: one float64 column, not a float64 copy of the table), and `transform_rows` scales blocks of rows into a
+preallocated float32 result. The numbers are those of the whole-matrix formulas (a test checks it).
 """
 
 from __future__ import annotations
@@ -15,6 +19,23 @@ import pandas as pd
 
 from trendcast.errors import LeakageError, ModelError
 from trendcast.features.windows import WindowSet
+
+TRANSFORM_BLOCK_ROWS = 65_536  # rows scaled per step: a few MB of float64 whatever the table's size
+
+
+def column_statistics(rows: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(25th percentile, median, 75th percentile, std) of each column of `rows[used]`, as float64.
+
+    One column at a time: only one float64 column is ever held. The percentiles equal `np.percentile(values,
+    [25, 50, 75], axis=0)` exactly. The std is `np.std` of each contiguous column (pairwise summation), which can
+    differ in the last bit from `values.std(axis=0)` over a 2-D matrix (row-by-row summation)."""
+    n_features = rows.shape[1]
+    stats = np.empty((4, n_features), dtype=np.float64)
+    for j in range(n_features):
+        column = rows[used, j].astype(np.float64)
+        stats[:3, j] = np.percentile(column, [25, 50, 75])
+        stats[3, j] = column.std()
+    return stats[0], stats[1], stats[2], stats[3]
 
 
 @dataclass
@@ -37,21 +58,23 @@ class WindowScaler:
         rows = train.rows_used()
         if pd.Timestamp(train.row_dates[rows].max()) > cut:  # pragma: no cover - implied by the check above
             raise LeakageError("scaler fit refused: a window row lies after the cut")
-        values = train.rows[rows].astype(np.float64)
-        q25, median, q75 = np.percentile(values, [25, 50, 75], axis=0)
+        q25, median, q75, std = column_statistics(train.rows, rows)
         iqr = q75 - q25
-        std = values.std(axis=0)
         self.center_ = median
         self.scale_ = np.where(iqr > 1e-12, iqr / 1.349, np.where(std > 1e-12, std, 1.0))
         self.fit_end_ = cut
         self.feature_names_ = train.feature_names
         return self
 
-    def transform_rows(self, rows: np.ndarray) -> np.ndarray:
+    def transform_rows(self, rows: np.ndarray, block: int = TRANSFORM_BLOCK_ROWS) -> np.ndarray:
+        """(rows - center) / scale clipped to +/-clip, as float32, computed in float64 `block` rows at a time."""
         if self.center_ is None or self.scale_ is None:
             raise ModelError("scaler is not fitted; call fit() first")
-        scaled = (rows.astype(np.float64) - self.center_) / self.scale_
-        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+        out = np.empty(rows.shape, dtype=np.float32)
+        for start in range(0, len(rows), block):
+            scaled = (rows[start : start + block].astype(np.float64) - self.center_) / self.scale_
+            out[start : start + block] = np.clip(scaled, -self.clip, self.clip)
+        return out
 
     def transform(self, data: WindowSet) -> WindowSet:
         if data.feature_names != self.feature_names_:

@@ -7,6 +7,10 @@ forward return.
 
 A sample at date t exists when: its `window` rows t-window+1..t are consecutive rows of one ticker, every feature in
 them is finite, and its label is known (t + horizon inside the data).
+
+With `labels.mode = "cross_sectional"` the labels are relative (`labels.cross_sectional_labels`): the median of a
+date is over every row of every ticker passed in on that date with a known forward return, including rows whose
+window is not complete yet, so the label does not depend on which samples happen to be valid.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from rich.progress import Progress
 
 from trendcast.config import LabelConfig
 from trendcast.features.feature_set import TickerFrame, build_ticker_frame
 from trendcast.features.indicators import Indicator, resolve
-from trendcast.features.labels import NO_LABEL
+from trendcast.features.labels import NO_LABEL, LabelMode, check_universe, cross_sectional_labels
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,23 @@ class WindowSet:
     def windows(self, index: np.ndarray | slice | None = None) -> np.ndarray:
         """(k, window, n_features) float32 windows for the samples at `index` (all when None)."""
         ends = self.end_rows if index is None else self.end_rows[index]
-        offsets = np.arange(-self.window + 1, 1)
-        return self.rows[ends[:, None] + offsets[None, :]]  # (k, window, n_features)
+        return window_view(self.rows, self.window)[ends - (self.window - 1)]  # (k, window, n_features), a copy
 
     def last_step(self) -> np.ndarray:
         """(n_samples, n_features): the features on each signal date (for tabular baselines)."""
         return self.rows[self.end_rows]
 
     def rows_used(self) -> np.ndarray:
-        """Sorted unique row indices that any sample's window touches."""
-        offsets = np.arange(-self.window + 1, 1)
-        return np.unique((self.end_rows[:, None] + offsets[None, :]).ravel())
+        """Sorted unique row indices that any sample's window touches.
+
+        A difference array over the rows (+1 where a window starts, -1 just past where it ends, running sum > 0)
+        instead of an (n_samples x window) index array: memory grows with the rows, not with windows x samples."""
+        n_rows = len(self.rows)
+        if len(self.end_rows) == 0:
+            return np.zeros(0, dtype=np.int64)
+        opened = np.bincount(self.end_rows - self.window + 1, minlength=n_rows + 1)
+        closed = np.bincount(self.end_rows + 1, minlength=n_rows + 1)
+        return np.flatnonzero(np.cumsum(opened[:n_rows] - closed[:n_rows]) > 0)
 
     def frame(self) -> pd.DataFrame:
         """Sample index as a frame: ticker, date, label, forward_return."""
@@ -80,33 +90,74 @@ class WindowSet:
         )
 
 
-def _valid_ends(frame: TickerFrame, window: int) -> np.ndarray:
-    finite = np.isfinite(frame.features.to_numpy()).all(axis=1)
-    if len(finite) < window:
-        return np.zeros(0, dtype=bool)
-    full = sliding_window_view(finite, window).all(axis=1)  # window ending at row window-1+i
+def ticker_column(ticker: str, n: int) -> np.ndarray:
+    """(n,) object array whose every item is the one `ticker` string (np.full would make n string copies)."""
+    column = np.empty(n, dtype=object)
+    column.fill(ticker)
+    return column
+
+
+def window_view(rows: np.ndarray, window: int) -> np.ndarray:
+    """A read-only (n_rows - window + 1, window, n_features) view of `rows` whose item i is rows[i : i + window]:
+    no copy. Each window is one contiguous block of the row matrix, so gathering k windows from this view copies k
+    blocks (as fast as indexing materialised windows) instead of k x window single rows."""
+    n_rows, n_features = rows.shape
+    if n_rows < window:
+        return np.empty((0, window, n_features), dtype=rows.dtype)
+    row_stride, column_stride = rows.strides
+    shape = (n_rows - window + 1, window, n_features)
+    return as_strided(rows, shape=shape, strides=(row_stride, row_stride, column_stride), writeable=False)
+
+
+def valid_ends(finite: np.ndarray, labels: np.ndarray | None, window: int) -> np.ndarray:
+    """Bool per row of one ticker: a sample may end there. `finite[i]`: every feature of row i is finite (as
+    float32, the dtype the windows have); `labels`: the row's label, or None to keep unlabelled rows (live
+    prediction). The one rule shared by `stack_windows` and the feature store, so both give the same samples."""
     ok = np.zeros(len(finite), dtype=bool)
-    ok[window - 1 :] = full
-    return ok & (frame.labels != NO_LABEL)
+    if len(finite) >= window:
+        ok[window - 1 :] = sliding_window_view(finite, window).all(axis=1)  # window ending at row window-1+i
+    return ok if labels is None else ok & (labels != NO_LABEL)
 
 
-def stack_windows(frames: Iterable[TickerFrame], window: int, horizon: int, *, require_label: bool = True) -> WindowSet:
+def cross_sectional_frames(frames: list[TickerFrame]) -> list[TickerFrame]:
+    """The frames with their labels replaced by `cross_sectional_labels` over all their rows (one universe)."""
+    if not frames:
+        return frames
+    dates = np.concatenate([frame.features.index.to_numpy() for frame in frames])
+    labels = cross_sectional_labels(dates, np.concatenate([frame.forward_returns for frame in frames]))
+    bounds = np.cumsum([len(frame.forward_returns) for frame in frames])[:-1]
+    return [replace(frame, labels=part) for frame, part in zip(frames, np.split(labels, bounds), strict=True)]
+
+
+def stack_windows(
+    frames: Iterable[TickerFrame],
+    window: int,
+    horizon: int,
+    *,
+    require_label: bool = True,
+    label_mode: LabelMode = "absolute",
+) -> WindowSet:
     """Stack per-ticker frames into one WindowSet. With require_label=False, unlabelled recent dates are kept
-    (label -1), which is what live prediction needs."""
+    (label -1), which is what live prediction needs. With label_mode="cross_sectional" the frames' labels are
+    replaced by relative labels over all of `frames` (`cross_sectional_frames`)."""
+    if label_mode == "cross_sectional":
+        frames = cross_sectional_frames(list(frames))
+        if require_label:
+            check_universe(label_mode, len(frames))
     rows, row_dates, ends, labels, fwds, tickers, dates = [], [], [], [], [], [], []
     offset = 0
     names: tuple[str, ...] = ()
     for frame in frames:
         names = tuple(frame.features.columns)
         values = frame.features.to_numpy(dtype=np.float32)
-        ok = _valid_ends(frame, window) if require_label else _valid_windows(frame, window)
-        idx = np.flatnonzero(ok)
+        finite = np.isfinite(values).all(axis=1)
+        idx = np.flatnonzero(valid_ends(finite, frame.labels if require_label else None, window))
         rows.append(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0))
         row_dates.append(frame.features.index.to_numpy())
         ends.append(idx + offset)
         labels.append(frame.labels[idx])
         fwds.append(frame.forward_returns[idx])
-        tickers.append(np.full(len(idx), frame.ticker, dtype=object))
+        tickers.append(ticker_column(frame.ticker, len(idx)))
         dates.append(frame.features.index.to_numpy()[idx])
         offset += len(values)
     if not rows:
@@ -123,13 +174,6 @@ def stack_windows(frames: Iterable[TickerFrame], window: int, horizon: int, *, r
         window=window,
         horizon=horizon,
     )
-
-
-def _valid_windows(frame: TickerFrame, window: int) -> np.ndarray:
-    no_label = TickerFrame(
-        frame.ticker, frame.features, np.zeros_like(frame.labels), frame.forward_returns, frame.close
-    )
-    return _valid_ends(no_label, window)
 
 
 def build_window_set(
@@ -150,4 +194,4 @@ def build_window_set(
         for ticker, group in groups:
             frames.append(build_ticker_frame(str(ticker), group, labels, indicators))
             bar.advance(task)
-    return stack_windows(frames, window, labels.horizon, require_label=require_label)
+    return stack_windows(frames, window, labels.horizon, require_label=require_label, label_mode=labels.mode)

@@ -1,6 +1,9 @@
 """Baselines that keep the Bi-LSTM honest, behind the same `DirectionModel` contract.
 
 - `MajorityModel` ("majority"): the training class frequencies, whatever the input. The floor every model must beat.
+
+Every model gives a class absent from its training labels probability exactly 0, so with cross_sectional (binary)
+labels p_neutral is 0 while the output keeps its three columns.
 - `MomentumModel` ("momentum"): tomorrow goes the way today went. Up when the 1-day return `ret_1` on the signal date
   is positive, else Down, smoothed towards the training frequencies.
 - `LogisticModel` ("logreg"): multinomial logistic regression, balanced class weights.
@@ -92,7 +95,8 @@ class MomentumModel(DirectionModel):
     """Up if the signal date's 1-day return `ret_1` is positive, else Down.
 
     Probabilities are (1 - smoothing) on the predicted class plus smoothing x the training class frequencies, so the
-    predicted class always has the highest probability and no class gets exactly 0.
+    predicted class always has the highest probability and no class seen in training gets exactly 0 (an unseen one,
+    Neutral with cross_sectional labels, gets exactly 0).
 
     The model sees *scaled* windows: scaled = clip((raw - center) / scale). Since scale > 0 and clipping keeps
     order, raw > 0 exactly when scaled > -center / scale, so the sign is recovered by comparing with that threshold

@@ -16,6 +16,13 @@ Batches are drawn without a DataLoader: a seeded permutation of the *training* s
 `WindowSet`s; a `WindowSet` is materialised one batch at a time through its index arrays, so a large universe never
 needs all its overlapping windows in memory at once.
 
+Data-parallel training (Ray Train, `trendcast.models.distributed`) runs this same loop on every worker with `rank`
+and `world_size`: every rank draws the same seeded permutation of the training samples, trims it to a multiple of
+`world_size` and takes `order[rank::world_size]` (`shard_order`), so the ranks see disjoint shards with equal batch
+counts (DDP's gradient all-reduce needs every rank to run the same number of steps). Every rank evaluates the whole
+validation set with the same (synchronised) weights, so early stopping stops all ranks at the same epoch. `on_epoch`
+receives each epoch's history row as it is made (Ray Tune reports through it).
+
 The helpers `split_validation_tail` (time-ordered tail + purge gap, never a random split) and `most_recent` (cap
 on training samples) prepare the sets before training.
 """
@@ -147,6 +154,23 @@ def evaluate_classifier(
     }
 
 
+def shard_order(order: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """This rank's share of a permutation: trimmed to a multiple of `world_size`, then every `world_size`-th item
+    from position `rank`. Shards of different ranks are disjoint and equally long; `world_size=1` keeps all."""
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ModelError(f"rank {rank} is not in 0..{world_size - 1}; pass 0 <= rank < world_size (world_size >= 1)")
+    if len(order) < world_size:
+        raise ModelError(f"{len(order)} training samples cannot be shared by {world_size} workers; use fewer workers")
+    usable = len(order) - len(order) % world_size
+    return order[:usable][rank::world_size]
+
+
+@dataclass(frozen=True)
+class _Shard:
+    rank: int = 0
+    world_size: int = 1
+
+
 def _train_epoch(
     network: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -156,11 +180,13 @@ def _train_epoch(
     config: BiLSTMConfig,
     rng: np.random.Generator,
     on_batch: Callable[[float], None],
+    shard: _Shard = _Shard(),
 ) -> float:
     network.train()
     w = torch.from_numpy(weights)
     loss_sum, weight_sum = 0.0, 0.0
-    order = rng.permutation(len(y))  # shuffles training samples among themselves only
+    # shuffles training samples among themselves only; every rank draws the same order and keeps its own shard
+    order = shard_order(rng.permutation(len(y)), shard.rank, shard.world_size)
     for start in range(0, len(order), config.batch_size):
         index = order[start : start + config.batch_size]
         target = torch.from_numpy(y[index])
@@ -239,26 +265,35 @@ def train_classifier(
     seed: int,
     threads: int = 2,
     progress: bool | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> TrainResult:
     """Train `network` in place and return its history; the network ends in eval mode with its best weights.
 
     Without a validation set it trains all `config.epochs` and keeps the last epoch (history then has no valid_*
-    entries). `progress=None` shows a Rich bar per epoch only on a terminal.
+    entries). `progress=None` shows a Rich bar per epoch only on a terminal. `on_epoch(row)` is called after each
+    epoch with its history row. `rank`/`world_size` train this process's shard of every epoch (data-parallel, see
+    the module docstring); the defaults train on all samples.
 
     Examples:
         result = train_classifier(net, x_train, y_train, x_valid, y_valid, BiLSTMConfig(epochs=5), seed=0)
         result.best_epoch, result.history[-1]["valid_loss"]
     """
     sets = _checked(train_x, train_y, valid_x, valid_y)
-    weights = class_weights(sets.train_y)
+    shard = _Shard(rank, world_size)
+    shard_order(np.arange(len(sets.train_y)), rank, world_size)  # refuses a bad rank or too few samples up front
+    weights = class_weights(sets.train_y)  # from all training labels: the same weights on every rank
     with torch_runtime(threads), _progress_bar(progress) as bar:
-        seed_everything(seed)
-        rng = np.random.default_rng(seed)
+        seed_everything(seed + rank)  # other dropout masks per rank; the same as before for rank 0
+        rng = np.random.default_rng(seed)  # the same sample order on every rank (each keeps its shard)
         optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         best, history = _BestEpoch(config.patience), []
         for epoch in range(1, config.epochs + 1):
-            row = _run_epoch(network, optimizer, sets, weights, config, rng, bar, epoch)
+            row = _run_epoch(network, optimizer, sets, weights, config, rng, bar, epoch, shard)
             history.append(row)
+            if on_epoch is not None:
+                on_epoch(dict(row))
             if sets.valid_y is not None and best.update(row["valid_loss"], network, epoch):
                 break
         if best.state is not None:
@@ -278,15 +313,17 @@ def _run_epoch(
     rng: np.random.Generator,
     bar: Progress,
     epoch: int,
+    shard: _Shard,
 ) -> dict[str, float]:
     started = time.perf_counter()
-    n_batches = math.ceil(len(sets.train_y) / config.batch_size)
+    per_rank = len(sets.train_y) // shard.world_size
+    n_batches = math.ceil(per_rank / config.batch_size)
     task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=n_batches, metrics="")
 
     def on_batch(loss: float) -> None:
         bar.update(task, advance=1, metrics=f"loss {loss:.4f}")
 
-    train_loss = _train_epoch(network, optimizer, sets.train_x, sets.train_y, weights, config, rng, on_batch)
+    train_loss = _train_epoch(network, optimizer, sets.train_x, sets.train_y, weights, config, rng, on_batch, shard)
     if not math.isfinite(train_loss):
         raise ModelError(f"training diverged at epoch {epoch} (loss {train_loss}); lower bilstm.learning_rate")
     row: dict[str, float] = {"epoch": epoch, "train_loss": train_loss}

@@ -29,6 +29,8 @@ def report_path(settings: Settings) -> Path:
 def log_backtest(
     settings: Settings, config: ExperimentConfig, predictions: dict[str, pd.DataFrame], primary: str
 ) -> dict[str, Any]:
+    import mlflow
+
     from trendcast import tracking
     from trendcast.backtest import compare_models, run_backtest
     from trendcast.backtest.commands import load_prices
@@ -38,6 +40,7 @@ def log_backtest(
     prices = load_prices(settings, frame)
     result = run_backtest(frame, prices, config.backtest)
     tracking.log_metrics(result.flat_metrics(prefix="backtest."))
+    mlflow.log_params({f"backtest.{key}": value for key, value in result.entry.as_params().items()})
     comparison = compare_models(predictions, prices, config.backtest)
     out = write_report(
         result,
@@ -53,6 +56,8 @@ def log_backtest(
     strategy, benchmark = result.metrics["strategy"], result.metrics["benchmark"]
     return {
         "report": str(out),
+        "entry_rule": result.entry.rule,
+        "entry_rule_description": result.entry.describe(),
         "strategy": _finite(strategy),
         "benchmark": _finite(benchmark),
         "comparison": comparison.reset_index().to_dict(orient="records"),
@@ -89,6 +94,8 @@ def print_backtest(settings: Settings, outcome: Any, console: Console) -> None:
         if key in backtest["strategy"]:
             table.add_row(key, _fmt(backtest["strategy"][key]), _fmt(backtest["benchmark"].get(key)))
     console.print(table)
+    if "entry_rule_description" in backtest:
+        console.print(f"entry rule: {backtest['entry_rule_description']}", soft_wrap=True)
     console.print(f"HTML report: [bold]{backtest['report']}[/]")
 
 

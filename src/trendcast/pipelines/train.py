@@ -9,6 +9,7 @@ the report says plainly when the model is worse.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
@@ -22,10 +23,12 @@ import pandas as pd
 from trendcast.config import ExperimentConfig, Settings
 from trendcast.data.store import BarStore
 from trendcast.errors import DataError, ModelNotReadyError
+from trendcast.evaluation.executor import FoldExecutor, LocalExecutor
 from trendcast.evaluation.metrics import compare_to_best_baseline, summarise_predictions
 from trendcast.evaluation.report import REPORT_VERSION
 from trendcast.evaluation.walk_forward import ModelFactory, WalkForwardResult, run_walk_forward
-from trendcast.features.windows import WindowSet, build_window_set
+from trendcast.features.store import FeatureStore
+from trendcast.features.windows import WindowSet
 from trendcast.models.base import DirectionModel
 from trendcast.models.bundle import ModelBundle, write_bundle
 from trendcast.models.registry import create_model
@@ -52,11 +55,24 @@ class TrainOutcome:
 
 
 def load_universe(settings: Settings, config: ExperimentConfig, *, progress: bool = True) -> WindowSet:
-    """Bars from the store -> features, labels and windows for the configured tickers and dates."""
-    bars = BarStore(settings.resolved_database_url).load(config.tickers, config.start, config.end)
-    if bars.empty:
+    """Bars from the store -> the feature store (features computed once per ticker, recomputed only when its bars
+    or the feature catalog change) -> labels and windows for the configured tickers and dates, streamed ticker by
+    ticker into one row matrix. Features before `config.start` are warmed up on the earlier bars (they are causal)."""
+    bars = BarStore(settings.resolved_database_url)
+    tickers = config.tickers if config.tickers is not None else bars.ticker_names()
+    if not tickers:
         raise DataError("the store holds no bars for this selection; run `trendcast data ingest` first")
-    ws = build_window_set(bars, window=config.window, labels=config.labels, features=config.features, progress=progress)
+    store = FeatureStore(settings.data_dir / "features")
+    store.sync(bars, tickers, progress=progress)
+    ws = store.load_window_set(
+        tickers,
+        config.start,
+        config.end,
+        window=config.window,
+        labels=config.labels,
+        features=config.features,
+        progress=progress,
+    )
     if len(ws) == 0:
         raise DataError(
             f"no sample has {config.window} days of finite features and a known label; "
@@ -67,20 +83,31 @@ def load_universe(settings: Settings, config: ExperimentConfig, *, progress: boo
 
 def model_factory(settings: Settings, progress: bool, champion: ModelBundle | None = None) -> ModelFactory:
     """Models by name; `champion` is the current champion's kind with its own hyperparameters and seed, on the
-    experiment's data settings (window, labels, features), so that it is scored on the same samples."""
+    experiment's data settings (window, labels, features), so that it is scored on the same samples.
+
+    The champion is resolved to (kind, config) here: the factory then holds plain data and pickles, so Ray can ship
+    it to workers (a loaded ModelBundle holds an ONNX session, which does not pickle). It captures only the fields
+    it needs from `settings`, never the settings themselves: they hold API keys and store URLs, which must not
+    travel to Ray workers."""
+    own = (champion.model.name, champion.model.config) if champion is not None else None
+    threads, workers, address = settings.torch_threads, settings.train_workers, settings.ray_address
 
     def factory(name: str, config: ExperimentConfig) -> DirectionModel:
-        if name == CHAMPION_KEY and champion is not None:
-            name, config = champion.model.name, champion_config(champion, config)
+        if name == CHAMPION_KEY and own is not None:
+            name, config = own[0], with_champion_params(own[1], config)
         if name == "bilstm":
-            return create_model(name, config, threads=settings.torch_threads, progress=progress)
+            return create_model(name, config, threads=threads, progress=progress, workers=workers, ray_address=address)
         return create_model(name, config)
 
     return factory
 
 
 def champion_config(champion: ModelBundle, config: ExperimentConfig) -> ExperimentConfig:
-    own = champion.model.config
+    return with_champion_params(champion.model.config, config)
+
+
+def with_champion_params(own: ExperimentConfig, config: ExperimentConfig) -> ExperimentConfig:
+    """`config` (the experiment's data settings) with the champion's hyperparameters and seed."""
     return config.model_copy(update={"bilstm": own.bilstm, "lightgbm": own.lightgbm, "seed": own.seed})
 
 
@@ -94,10 +121,13 @@ def evaluate(
     progress: bool = True,
     n_boot: int = 1000,
     factory: ModelFactory | None = None,
+    executor: FoldExecutor | None = None,
 ) -> tuple[WalkForwardResult, dict[str, Any]]:
-    """Walk-forward every model on the same folds and build the JSON report."""
-    factory = factory or model_factory(settings, progress)
-    result = run_walk_forward(ws, models, config, progress=progress, factory=factory)
+    """Walk-forward every model on the same folds and build the JSON report. `executor` runs the folds (default:
+    this process; trendcast.evaluation.executor.executor_for picks Ray when asked)."""
+    executor = executor or LocalExecutor()
+    factory = factory or model_factory(settings, progress and not executor.remote)  # no bars on Ray workers
+    result = run_walk_forward(ws, models, config, progress=progress, factory=factory, executor=executor)
     return result, build_report(ws, result, config, primary=primary or models[0], n_boot=n_boot)
 
 
@@ -169,6 +199,16 @@ def verdict(comparison: dict[str, Any]) -> str:
     )
 
 
+def _ray_for_data_parallel(settings: Settings) -> contextlib.AbstractContextManager[object]:
+    """One Ray session for every data-parallel Bi-LSTM fit of a run (`--workers N`), so that the folds and the final
+    fit share it instead of each starting and stopping its own."""
+    if settings.train_workers < 2:
+        return contextlib.nullcontext()
+    from trendcast.ray_runtime import ray_session
+
+    return ray_session(settings.ray_address)
+
+
 def fit_final(
     settings: Settings, ws: WindowSet, name: str, config: ExperimentConfig, *, progress: bool = True
 ) -> DirectionModel:
@@ -233,19 +273,33 @@ def run_training(
     report_path: Path | None = None,
     progress: bool = True,
     n_boot: int = 1000,
+    executor: FoldExecutor | None = None,
 ) -> TrainOutcome:
     """The tracked training job behind `trendcast train`, `trendcast retrain` and `make run`: evaluate, decide,
-    and (unless `register` is False, a dry run) register the challenger and move the aliases as decided."""
+    and (unless `register` is False, a dry run) register the challenger and move the aliases as decided.
+    `executor` runs the walk-forward folds (default: this process; Ray with `RayExecutor`)."""
     from trendcast import tracking
 
     ws = load_universe(settings, config, progress=progress)
     champion = current_champion(settings)
     candidates: list[str] = [str(c) for c in config.candidates] if baselines else [model]
     names = model_names(model, candidates, champion)
-    factory = model_factory(settings, progress, champion)
-    with tracking.start_run(settings, f"train-{model}", config, {"model": model}) as run_id:
+    executor = executor or LocalExecutor()
+    factory = model_factory(settings, progress and not executor.remote, champion)  # no bars on Ray workers
+    with (
+        _ray_for_data_parallel(settings),
+        tracking.start_run(settings, f"train-{model}", config, {"model": model}) as run_id,
+    ):
         result, report = evaluate(
-            settings, ws, names, config, primary=model, progress=progress, n_boot=n_boot, factory=factory
+            settings,
+            ws,
+            names,
+            config,
+            primary=model,
+            progress=progress,
+            n_boot=n_boot,
+            factory=factory,
+            executor=executor,
         )
         report = sanitise(report)
         report["run_id"] = run_id

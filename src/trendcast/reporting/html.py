@@ -93,7 +93,7 @@ def _settings(result: BacktestResult) -> dict[str, str]:
         f"({len(result.returns)} trading days)",
         "Tickers": str(result.ticker_returns.shape[1]),
         "Positions": ("long/short" if config.long_short else "long/flat") + f", {config.sizing} sizing",
-        "Entry threshold": f"P > {config.entry_threshold:.2f}",
+        "Entry rule": result.entry.describe(),
         "Execution": config.execution.replace("_", " "),
         "Costs": f"{config.commission_bps:g} bps commission + {config.slippage_bps:g} bps slippage per unit turnover"
         + (f", borrow {config.borrow_bps_annual:g} bps/year" if config.borrow_bps_annual else ""),

@@ -291,7 +291,7 @@ def backtest(
     pair = BacktestMetricsPair(
         strategy=_metrics(result.metrics["strategy"]), buy_and_hold=_metrics(result.metrics["benchmark"])
     )
-    return BacktestPublic(**answer, equity=equity, metrics=pair, count=len(equity))
+    return BacktestPublic(**answer, entry_rule=result.entry.describe(), equity=equity, metrics=pair, count=len(equity))
 
 
 # -- the model card ---------------------------------------------------------------------------------------------------
@@ -421,6 +421,7 @@ def model_card(bundle: ModelBundle, report: dict[str, Any] | None) -> ModelCardP
         trained_through=model.trained_through.date() if model.trained_through is not None else None,
         horizon=model.horizon,
         window=model.window,
+        label_mode=model.config.labels.mode,
         primary_metric="auc",
         scores=score_rows(parsed, model.name) if parsed else [],
         decision=decision,

@@ -19,7 +19,9 @@ Limits, on purpose (nothing to run or migrate):
   the same (ticker, t, version) once (it remembers the last `max_pending` it judged), so a repeated question counts
   once unless two workers computed it (no shared cache, or the cache entry expired in between);
 - at most `max_pending` predictions wait (default 10,000); past that, the oldest are dropped unjudged;
-- the answer must reach the store: with no ingest running, nothing is ever judged.
+- the answer must reach the store: with no ingest running, nothing is ever judged;
+- predictions of a model with cross_sectional labels are not recorded: their label compares the ticker with the
+  day's median over the training universe, which the bars of the waiting tickers alone cannot give.
 """
 
 from __future__ import annotations
@@ -89,9 +91,9 @@ class PendingOutcomes:
 
     def record(self, ticker: str, window_end: date, version: str, predicted: int, model: DirectionModel) -> None:
         """Remember a prediction (again for the same ticker, day and version: kept once, as the newest; already
-        judged: ignored)."""
+        judged: ignored; from a cross_sectional model: ignored, see the module docstring)."""
         key = (ticker, window_end, version)
-        if key in self._judged:
+        if key in self._judged or model.config.labels.mode == "cross_sectional":
             return
         if version not in self._labels:
             self._labels[version] = label_config(model)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from trendcast.data.validation import TICKER_PATTERN
 
 Ticker = Annotated[str, StringConstraints(pattern=TICKER_PATTERN)]  # the pattern ingest applies too
+LabelMode = Literal["absolute", "cross_sectional"]  # LabelConfig.mode of the served model
 
 SEQUENCE_DESCRIPTION = (
     "One window of ALREADY-SCALED features: `window` rows (time steps, oldest first), each with `n_features` "
@@ -130,6 +131,12 @@ class PredictionPublic(BaseModel):
     cached: bool = Field(False, description="Served from the prediction cache.")
     timestamp: datetime
     latency_ms: float = Field(description="Server time for this request, parse to response.")
+    label_mode: LabelMode | None = Field(
+        None,
+        description="What the probabilities refer to. absolute: Down / Neutral / Up moves beyond the neutral band; "
+        "cross_sectional: Up = forward return above that day's cross-sectional median, Down = at or below it "
+        "(Neutral never occurs and has probability 0). Null from services that predate it (read as absolute).",
+    )
 
 
 class BatchPredictionPublic(BaseModel):
@@ -177,6 +184,11 @@ class ModelInfo(BaseModel):
     window: int
     horizon: int
     class_names: list[str]
+    label_mode: LabelMode = Field(
+        "absolute",
+        description="absolute: Down / Neutral / Up by the size of the forward return; cross_sectional: Up = above "
+        "that day's cross-sectional median, Down = at or below it (binary: Neutral has probability 0).",
+    )
     metrics: dict[str, float] = Field(description="Walk-forward metrics the model was promoted with.")
     loaded_at: datetime
 
@@ -277,6 +289,11 @@ class BacktestPublic(BaseModel):
         description="When a signal from the close of day t trades: the open or the close of day t + 1."
     )
     costs_bps: float = Field(description="Commission + slippage per unit of position traded, in basis points.")
+    entry_rule: str | None = Field(
+        None,
+        description="The entry rule the backtest applied, e.g. 'long when P(Up)-P(Down) > its training-fold 50% "
+        "quantile (fold thresholds 0.012..0.034)'; null when no prediction falls in the range.",
+    )
     equity: list[EquityPoint] = Field(description="From the bar before the first trade (1.0) to the last exit.")
     metrics: BacktestMetricsPair
     count: int = Field(description="Equity points.")
@@ -318,6 +335,9 @@ class ModelCardPublic(BaseModel):
     trained_through: date | None
     horizon: int
     window: int
+    label_mode: LabelMode = Field(
+        "absolute", description="absolute or cross_sectional (Up / Down relative to the day's median), as model/info."
+    )
     primary_metric: Literal["auc"]
     scores: list[ModelScorePublic] = Field(
         description="Pooled out-of-sample scores of every model evaluated with it (baselines included), the served "

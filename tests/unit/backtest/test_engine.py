@@ -44,11 +44,12 @@ def test_next_open_enters_at_the_next_open() -> None:
 def test_target_positions_long_short_and_confidence() -> None:
     p_down = np.array([0.1, 0.5, 0.45, 0.3, 0.2])
     p_up = np.array([0.7, 0.3, 0.45, 0.35, 0.39])
-    long_only = target_positions(p_down, p_up, BacktestConfig(entry_threshold=0.4))
+    fixed = BacktestConfig(entry_rule="fixed", entry_threshold=0.4)
+    long_only = target_positions(p_down, p_up, fixed)
     np.testing.assert_array_equal(long_only, [1, 0, 0, 0, 0])
-    both = target_positions(p_down, p_up, BacktestConfig(entry_threshold=0.4, long_short=True))
+    both = target_positions(p_down, p_up, fixed.model_copy(update={"long_short": True}))
     np.testing.assert_array_equal(both, [1, -1, 0, 0, 0])  # 0.45 vs 0.45: no side wins
-    sized = target_positions(p_down, p_up, BacktestConfig(entry_threshold=0.4, long_short=True, sizing="confidence"))
+    sized = target_positions(p_down, p_up, fixed.model_copy(update={"long_short": True, "sizing": "confidence"}))
     np.testing.assert_allclose(sized, [0.7, -0.5, 0, 0, 0])
 
 

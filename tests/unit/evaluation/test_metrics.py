@@ -124,6 +124,49 @@ def test_auc_uses_present_classes_and_is_nan_with_one_class() -> None:
     assert math.isnan(single["auc_up"])
 
 
+def test_binary_labels_average_over_down_and_up_only() -> None:
+    """cross_sectional labels: no Neutral label and p_neutral exactly 0, so the macro averages are those of the
+    2-class problem (by hand and by scikit-learn on labels [0, 2]), not 3-class ones with a Neutral of 0."""
+    y = np.array([0, 0, 0, 2, 2, 2, 2, 0])
+    p_up = np.array([0.2, 0.7, 0.4, 0.9, 0.3, 0.6, 0.8, 0.1])
+    proba = np.column_stack([1 - p_up, np.zeros(8), p_up])
+    m = classification_metrics(y, proba)
+    pred = np.where(p_up > 0.5, 2, 0)  # Down: 3 of 4 right, 1 called Up; Up: 3 of 4 right, 1 called Down
+    assert (m["precision_macro"], m["recall_macro"], m["f1_macro"]) == pytest.approx((0.75, 0.75, 0.75))
+    precision, recall, f1, _ = precision_recall_fscore_support(y, pred, labels=[0, 2], zero_division=0.0)
+    for name, values in (("precision", precision), ("recall", recall), ("f1", f1)):
+        assert (m[f"{name}_down"], m[f"{name}_up"]) == pytest.approx(tuple(values))
+        assert m[f"{name}_macro"] == pytest.approx(np.mean(values))
+        assert math.isnan(m[f"{name}_neutral"])
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
+    assert m["auc_macro_ovr"] == pytest.approx(roc_auc_score(y == 2, p_up))
+    assert math.isnan(m["auc_neutral"])
+    assert m["confusion_matrix"] == [[3, 0, 1], [0, 0, 0], [1, 0, 3]]
+    # any probability on Neutral (an absolute-mode model) puts it back in the label set, as before: 0 in the mean
+    three = classification_metrics(y, proba * 0.98 + np.array([0.0, 0.02, 0.0]))
+    assert three["f1_macro"] == pytest.approx(0.5) and three["f1_neutral"] == 0.0
+
+
+def test_binary_resampled_metrics_equal_recomputation() -> None:
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(1, 6, 25)
+    y = rng.choice([0, 2], sizes.sum())
+    p_up = np.round(rng.uniform(0, 1, len(y)), 1)
+    proba = np.column_stack([1 - p_up, np.zeros(len(y)), p_up])
+    dates = np.repeat(np.arange(25), sizes)
+    sample = _prepare(y, proba, dates)
+    days = _draw_days(sample.n_days, 20, 3, seed=2)
+    recomputed = []
+    for drawn in days:
+        idx = np.concatenate([np.flatnonzero(dates == d) for d in drawn])
+        recomputed.append(classification_metrics(y[idx], proba[idx]))
+    for name in ("accuracy", "balanced_accuracy", "f1_macro", "auc_macro_ovr"):
+        fast = _resampled(sample, name, days)  # type: ignore[arg-type]
+        np.testing.assert_allclose(fast, [m[name] for m in recomputed], rtol=1e-10, equal_nan=True, err_msg=name)
+    point = summarise_model(y, proba, dates, n_boot=50, n_boot_auc=20)["metrics"]
+    assert point["f1_macro"] == pytest.approx(classification_metrics(y, proba)["f1_macro"])
+
+
 def test_never_predicted_class_scores_zero_precision_not_nan() -> None:
     m = classification_metrics([0, 1, 2, 2], _predict(np.array([2, 2, 2, 2])))
     assert m["precision_down"] == 0.0

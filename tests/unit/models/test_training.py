@@ -174,3 +174,51 @@ def test_bad_labels_are_refused(labels: np.ndarray, message: str) -> None:
     x, _ = _arrays(4, seed=6)
     with pytest.raises(ModelError, match=message):
         train_classifier(_network(), x, labels, None, None, TINY, seed=0, threads=1)
+
+
+# -- data-parallel shards and the per-epoch callback -----------------------------------------------------------------
+_REAL_BATCH = torch_training._batch  # the spy below wraps the original, however often it is installed
+
+
+def _recorded_training_batches(
+    monkeypatch: pytest.MonkeyPatch, x: np.ndarray, y: np.ndarray, rank: int, world_size: int
+) -> list[np.ndarray]:
+    """The sample indices of every training batch one rank draws in one epoch (no validation set)."""
+    seen: list[np.ndarray] = []
+
+    def spy(data: np.ndarray, index: np.ndarray) -> torch.Tensor:
+        seen.append(np.array(index))
+        return _REAL_BATCH(data, index)
+
+    monkeypatch.setattr(torch_training, "_batch", spy)
+    cfg = BiLSTMConfig.model_validate(TINY.model_dump() | {"epochs": 1, "batch_size": 16})
+    train_classifier(_network(), x, y, None, None, cfg, seed=5, threads=1, rank=rank, world_size=world_size)
+    return seen
+
+
+def test_two_ranks_draw_disjoint_equal_shards_of_one_permutation(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y = _arrays(101, seed=8)  # odd: one sample is trimmed so both ranks get 50
+    batches = [_recorded_training_batches(monkeypatch, x, y, rank, 2) for rank in (0, 1)]
+    shards = [np.concatenate(b) for b in batches]
+    assert len(batches[0]) == len(batches[1]) == 4  # equal batch counts (ceil(50 / 16)): DDP steps in lockstep
+    assert len(shards[0]) == len(shards[1]) == 50
+    assert not set(shards[0]) & set(shards[1])
+    permutation = np.random.default_rng(5).permutation(101)  # the loop's seeded order, recomputed here
+    assert set(shards[0]) | set(shards[1]) == set(permutation[:100])  # the trimmed permutation, covered exactly
+    single = np.concatenate(_recorded_training_batches(monkeypatch, x, y, 0, 1))
+    assert np.array_equal(single, permutation)  # world_size 1: every sample, as before
+
+
+def test_a_bad_rank_is_refused() -> None:
+    x, y = _arrays(20, seed=9)
+    with pytest.raises(ModelError, match="rank"):
+        train_classifier(_network(), x, y, None, None, TINY, seed=0, threads=1, rank=2, world_size=2)
+
+
+def test_on_epoch_receives_each_history_row_once() -> None:
+    x, y = _arrays(120, seed=10)
+    rows: list[dict[str, float]] = []
+    cfg = BiLSTMConfig.model_validate(TINY.model_dump() | {"epochs": 3, "patience": 5})
+    result = train_classifier(_network(), x[:80], y[:80], x[80:], y[80:], cfg, seed=0, threads=1, on_epoch=rows.append)
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert rows == result.history

@@ -138,6 +138,7 @@ def test_backtest_equity_ends_at_the_engines_total_return(tmp_path: Path, evalua
     frame = saved_predictions(evaluated)
     bars = BarStore(settings.resolved_database_url).load([TICKER])
     expected = run_backtest(frame, bars)  # the default config is the tiny model's own
+    assert body["entry_rule"] == expected.entry.describe()
     equity = body["equity"]
     assert body["count"] == len(equity) == len(expected.returns) + 1
     assert equity[0]["strategy"] == 1.0 and equity[0]["buy_and_hold"] == 1.0

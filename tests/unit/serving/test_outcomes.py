@@ -97,6 +97,17 @@ def test_a_judged_prediction_is_not_judged_again() -> None:
     assert len(pending) == 0
 
 
+def test_predictions_of_a_cross_sectional_model_are_not_recorded() -> None:
+    """Their label needs the day's median over the training universe, which the waiting tickers' bars cannot give."""
+    model = fit_tiny_model()
+    relative = model.config.model_copy(update={"labels": LabelConfig(mode="cross_sectional")})
+    pending = PendingOutcomes()
+    pending.record("AAA", day(0), V, UP, model)
+    model.config = relative
+    pending.record("AAA", day(1), V, UP, model)
+    assert [p.window_end for p in pending.snapshot()[0]] == [day(0)]
+
+
 def test_max_pending_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         PendingOutcomes(max_pending=0)

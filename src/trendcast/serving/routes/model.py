@@ -28,6 +28,7 @@ def model_info(serving: ServingModel) -> ModelInfo:
         window=model.window,
         horizon=model.horizon,
         class_names=list(model.class_names),
+        label_mode=model.config.labels.mode,
         metrics=dict(served.metrics),
         loaded_at=serving.loaded_at,
     )

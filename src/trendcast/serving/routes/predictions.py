@@ -171,6 +171,7 @@ def prediction_dict(
         "cached": cached,
         "timestamp": datetime.now(UTC).isoformat(),
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "label_mode": serving.model.config.labels.mode,  # what the probabilities refer to
     }
 
 

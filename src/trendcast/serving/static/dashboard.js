@@ -533,9 +533,16 @@
     }
   }
 
+  // cross_sectional labels are relative: Up = above the day's cross-sectional median, Down = at or below it
+  const RELATIVE_NAMES = { Up: "above median", Down: "below median" };
+
+  function className(cls, mode) {
+    return mode === "cross_sectional" && RELATIVE_NAMES[cls] ? RELATIVE_NAMES[cls] : cls;
+  }
+
   function showForecast(p) {
     const label = CLASSES.includes(p.predicted_label) ? p.predicted_label : null;
-    const pill = setText("forecast-label", label || NA, label);
+    const pill = setText("forecast-label", label ? className(label, p.label_mode) : NA, label);
     pill.className = `label-pill ${label || ""}`;
     setText("forecast-confidence", `confidence ${pct(p.confidence)}`, p.confidence);
     const model = p.model || {};
@@ -545,11 +552,12 @@
     const probs = p.probabilities || {};
     const rows = [];
     for (const cls of ["Up", "Neutral", "Down"]) {
+      if (p.label_mode === "cross_sectional" && cls === "Neutral") continue; // binary labels: never Neutral
       const value = probs[cls];
       const bar = h("div", { class: `prob-bar ${cls}` });
       bar.style.width = finite(value) ? `${Math.max(0, Math.min(1, value)) * 100}%` : "0";
       rows.push(
-        h("dt", { class: `${cls.toLowerCase()}-text`, text: cls }),
+        h("dt", { class: `${cls.toLowerCase()}-text`, text: className(cls, p.label_mode) }),
         h("dd", { class: "prob-track", role: "presentation" }, bar),
         h("dd", { id: `prob-${cls}`, "data-value": finite(value) ? value : "", text: pct(value) }),
       );
@@ -701,7 +709,8 @@
     });
     $("backtest-metrics").tBodies[0].replaceChildren(...rows);
     setText("backtest-setup", b.metrics === undefined ? ""
-      : `Costs ${str(b.costs_bps)} bps per trade, execution ${str(b.execution)}, model ${str(b.model_type)}.`);
+      : `Costs ${str(b.costs_bps)} bps per trade, execution ${str(b.execution)}, model ${str(b.model_type)}.`
+        + (b.entry_rule ? ` Entry: ${str(b.entry_rule)}.` : ""));
   }
 
   async function loadCard() {
@@ -736,6 +745,8 @@
       ["Trained through", str(card.trained_through)],
       ["Horizon", card.horizon === undefined ? NA : `${str(card.horizon)} trading day(s)`],
       ["Window", card.window === undefined ? NA : `${str(card.window)} days`],
+      ["Labels", card.label_mode === "cross_sectional"
+        ? "relative: above / at or below the day's cross-sectional median" : "absolute: Down / Neutral / Up"],
       ["Primary metric", str(card.primary_metric)],
       ["Run", str(card.run_id)],
     ];
