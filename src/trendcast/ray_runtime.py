@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -86,9 +88,33 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     """Ray connected for the block: joins a running session as is, else starts (or connects to) one and shuts it
     down afterwards. Yields the `ray` module."""
     ray = require_ray()
-    if ray.is_initialized():
-        yield ray
-        return
+    with signal_handlers_kept():
+        if ray.is_initialized():
+            yield ray
+            return
+        with _session(ray, address, num_cpus):
+            yield ray
+
+
+@contextmanager
+def signal_handlers_kept() -> Iterator[None]:
+    """Restore this process's SIGINT and SIGTERM handlers after the block. Ray Tune and Ray Train install their own
+    SIGINT handler (to stop a run gracefully) and leave it behind; after `trendcast tune` or `--workers` in a
+    long-lived process (a test session, a notebook, the scheduler) Ctrl-C would otherwise stop raising
+    KeyboardInterrupt."""
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            for sig, handler in kept.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
+
+
+@contextmanager
+def _session(ray: ModuleType, address: str | None, num_cpus: int | None) -> Iterator[None]:
+    """Start (or connect to) Ray for the block and shut it down afterwards."""
     if address and address.startswith("ray://"):
         _require_ray_client()
     try:
@@ -99,6 +125,6 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
             "TRENDCAST_RAY_ADDRESS to run a private instance on this machine."
         ) from exc
     try:
-        yield ray
+        yield
     finally:
         ray.shutdown()

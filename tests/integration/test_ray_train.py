@@ -4,6 +4,7 @@ instance; the model predicts, saves and loads exactly like a local one."""
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,10 @@ def test_a_two_worker_fit_predicts_saves_and_loads(tmp_path: Path) -> None:
     data = build_window_set(bars, window=10, labels=LabelConfig(), features=FEATURES)
     sizes = BiLSTMConfig(hidden1=8, hidden2=4, attention_dim=4, dense=4, epochs=2, batch_size=64)
     config = ExperimentConfig(window=10, features=FEATURES, bilstm=sizes)
+    sigint = signal.getsignal(signal.SIGINT)
     with ray_session(None, num_cpus=2):
         model = BiLSTMModel(config, threads=1, progress=False, workers=2).fit(data)
+    assert signal.getsignal(signal.SIGINT) is sigint  # Ray Train's own Ctrl-C handler does not outlive the fit
     assert model.best_epoch is not None and 1 <= model.best_epoch <= len(model.history) <= sizes.epochs
     assert all("valid_balanced_accuracy" in row for row in model.history)  # rank 0 evaluated the validation tail
     proba = model.predict_proba(data)
